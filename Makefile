@@ -1,0 +1,68 @@
+# Bosun — developer entry points. `make demo` and `make test` work on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+PY := uv run --frozen
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: uv
+uv:
+	@command -v uv >/dev/null 2>&1 && [ "$$(uv --version | cut -d' ' -f2)" = "$(UV_VERSION)" ] || \
+	  python3 -m pip install --quiet "uv==$(UV_VERSION)"
+
+.PHONY: venv
+venv: uv ## install the pinned Python dependencies (uv.lock) into .venv
+	uv sync --frozen --quiet
+
+.PHONY: binaries
+binaries: ## build the control plane, kwok and helm from Go modules (cached outside the repo)
+	bash tests/cluster/build.sh
+
+.PHONY: cluster-up
+cluster-up: venv ## start the local control plane on 127.0.0.1 (no-op when up)
+	$(PY) python tests/cluster/localcluster.py up
+
+.PHONY: cluster-down
+cluster-down: ## stop exactly the processes cluster-up started
+	@if [ -x .venv/bin/python ]; then .venv/bin/python tests/cluster/localcluster.py down; \
+	  else echo "nothing to stop (.venv missing)"; fi
+
+.PHONY: cluster-status
+cluster-status: venv ## show the running cluster's processes and their memory
+	$(PY) python tests/cluster/localcluster.py status
+
+.PHONY: crds
+crds: venv ## regenerate crds/ from the pydantic models
+	$(PY) python -m bosun.crdgen crds/
+
+.PHONY: lint
+lint: venv ## ruff (lint + format check) and mypy --strict
+	$(PY) ruff check .
+	$(PY) ruff format --check .
+	$(PY) mypy
+
+.PHONY: test
+test: venv binaries ## lint, then every test against the real local control plane
+	$(MAKE) --no-print-directory lint
+	$(PY) pytest -q
+
+.PHONY: operator
+operator: cluster-up ## run the operator in the foreground against $$KUBECONFIG (default .cluster/kubeconfig)
+	bin=$$(bash tests/cluster/build.sh); "$$bin/kubectl" apply -f crds/ >/dev/null
+	"$$(bash tests/cluster/build.sh)/kubectl" wait --for=condition=Established crd --all --timeout=60s >/dev/null
+	$(PY) python -m bosun
+
+.PHONY: demo
+demo: cluster-up ## the main job end to end: a task proposes, is approved, executes and verifies
+	bash examples/demo.sh
+
+.PHONY: bench
+bench: cluster-up ## print speed and memory figures
+	$(PY) python -m tests.bench
