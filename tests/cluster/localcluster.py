@@ -537,7 +537,9 @@ def down(quiet: bool = False) -> None:
     shutil.rmtree(raw.get("etcd_data", _data_dir()), ignore_errors=True)
     for leftover in ("state.json", "kwok-stages.yaml"):
         (STATE_DIR / leftover).unlink(missing_ok=True)
-    shutil.rmtree(STATE_DIR / "pki", ignore_errors=True)
+    for leftover_dir in ("pki", "users"):
+        shutil.rmtree(STATE_DIR / leftover_dir, ignore_errors=True)
+    (STATE_DIR / "kubeconfig").unlink(missing_ok=True)
     if not quiet:
         print(f"cluster stopped in {time.monotonic() - t0:.1f}s; logs kept in {STATE_DIR / 'logs'}")
 
