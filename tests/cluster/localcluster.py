@@ -160,6 +160,18 @@ def make_pki(pki: Path) -> None:
     (pki / "apiserver.crt").write_bytes(_pem(srv))
     _write_key(pki / "apiserver.key", srv_key)
 
+    kwok_key = ec.generate_private_key(ec.SECP256R1())
+    kwok_srv = _cert(
+        _name("kwok-kubelet"),
+        kwok_key,
+        ca_name,
+        ca_key,
+        usages=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        sans=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
+    )
+    (pki / "kwok-serving.crt").write_bytes(_pem(kwok_srv))
+    _write_key(pki / "kwok-serving.key", kwok_key)
+
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki / "sa.key", sa_key)
     (pki / "sa.pub").write_bytes(
@@ -280,8 +292,43 @@ def _kubectl(cluster: Cluster, *args: str, stdin: str | None = None) -> str:
     return out.stdout
 
 
-def _stages(bin_dir: Path, dest: Path) -> Path:
+# What a fake container prints (CRI log format) and runs: `kubectl logs` reads this file, `kubectl exec` runs commands
+# on this machine in a scratch directory (the test commands are harmless, e.g. echo).
+POD_LOG = """\
+2026-01-01T00:00:00.000000000Z stdout F starting web server on :8080
+2026-01-01T00:00:01.000000000Z stdout F GET /healthz 200
+2026-01-01T00:00:02.000000000Z stderr F GET /api/orders 500 upstream timeout
+"""
+
+
+def _kwok_config(bin_dir: Path, state_dir: Path) -> Path:
+    """kwok's stages (node and pod lifecycle) plus logs and exec for every fake container."""
     docs = [p.read_text() for p in sorted((bin_dir / "kwok-stages").glob("*.yaml"))]
+    log_file = state_dir / "pod.log"
+    log_file.write_text(POD_LOG)
+    exec_dir = state_dir / "exec"
+    exec_dir.mkdir(exist_ok=True)
+    docs.append(
+        json.dumps(
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "ClusterLogs",
+                "metadata": {"name": "all-containers"},
+                "spec": {"logs": [{"logsFile": str(log_file), "follow": False}]},
+            }
+        )
+    )
+    docs.append(
+        json.dumps(
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "ClusterExec",
+                "metadata": {"name": "all-containers"},
+                "spec": {"execs": [{"local": {"workDir": str(exec_dir)}}]},
+            }
+        )
+    )
+    dest = state_dir / "kwok-config.yaml"
     dest.write_text("\n---\n".join(docs))
     return dest
 
@@ -422,6 +469,10 @@ def up(quiet: bool = False) -> Cluster:
                 "--allow-privileged=true",
                 "--profiling=false",
                 f"--cert-dir={pki}",
+                f"--kubelet-client-certificate={pki / 'admin.crt'}",
+                f"--kubelet-client-key={pki / 'admin.key'}",
+                f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
             ],
             logs,
         )
@@ -457,13 +508,16 @@ def up(quiet: bool = False) -> Cluster:
             [
                 str(bin_dir / "kwok"),
                 f"--kubeconfig={pki / 'kwok.kubeconfig'}",
-                f"--config={_stages(bin_dir, STATE_DIR / 'kwok-stages.yaml')}",
+                f"--config={_kwok_config(bin_dir, STATE_DIR)}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.0.1.0/24",
-                "--node-ip=10.0.2.1",
+                "--node-ip=127.0.0.1",
+                f"--node-port={kwok_port}",
                 "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{kwok_port}",
+                f"--tls-cert-file={pki / 'kwok-serving.crt'}",
+                f"--tls-private-key-file={pki / 'kwok-serving.key'}",
             ],
             logs,
         )
@@ -535,9 +589,9 @@ def down(quiet: bool = False) -> None:
                 os.killpg(int(pid), signal.SIGKILL)
             _wait_gone(int(pid), binary, 5)
     shutil.rmtree(raw.get("etcd_data", _data_dir()), ignore_errors=True)
-    for leftover in ("state.json", "kwok-stages.yaml"):
+    for leftover in ("state.json", "kwok-config.yaml", "pod.log"):
         (STATE_DIR / leftover).unlink(missing_ok=True)
-    for leftover_dir in ("pki", "users"):
+    for leftover_dir in ("pki", "users", "exec"):
         shutil.rmtree(STATE_DIR / leftover_dir, ignore_errors=True)
     (STATE_DIR / "kubeconfig").unlink(missing_ok=True)
     if not quiet:

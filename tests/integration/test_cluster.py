@@ -235,3 +235,12 @@ def test_helm_install_deploys_an_available_deployment(
         timeout=60,
     )
     assert [(r["name"], r["status"]) for r in json.loads(releases.stdout)] == [("demo", "deployed")]
+
+
+def test_pod_logs_and_exec_are_served_by_kwok(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=deployment("web", 1))
+    kubectl("rollout", "status", "-n", namespace, "deployment/web", "--timeout=90s")
+    pod = kubectl("get", "pods", "-n", namespace, "-l", "app=web", "-o", "name").stdout.strip()
+    logs = kubectl("logs", "-n", namespace, pod, "--tail=1").stdout
+    assert logs == "GET /api/orders 500 upstream timeout\n"
+    assert kubectl("exec", "-n", namespace, pod, "--", "echo", "hello").stdout == "hello\n"
