@@ -292,8 +292,8 @@ def _kubectl(cluster: Cluster, *args: str, stdin: str | None = None) -> str:
     return out.stdout
 
 
-# What a fake container prints (CRI log format) and runs: `kubectl logs` reads this file, `kubectl exec` runs commands
-# on this machine in a scratch directory (the test commands are harmless, e.g. echo).
+# What a fake container prints (CRI log format) and runs: `kubectl logs` reads this file, and
+# `kubectl exec` runs commands on this machine in a scratch directory (tests only run harmless ones).
 POD_LOG = """\
 2026-01-01T00:00:00.000000000Z stdout F starting web server on :8080
 2026-01-01T00:00:01.000000000Z stdout F GET /healthz 200

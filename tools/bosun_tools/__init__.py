@@ -1,0 +1,2 @@
+"""Bosun's MCP tool server: typed Kubernetes, Helm, Argo Rollouts and Jenkins tools with one safety
+registry (``bosun_tools.registry``), impersonation (``bosun_tools.kube``) and previews of every mutation."""
