@@ -1,0 +1,128 @@
+"""``bosun_tools.kube`` (contract 1) against the real API server: impersonation, discovery, verbs,
+dry-run, error mapping and timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from bosun_tools.kube import Identity, KubeClient, KubeError
+from kubernetes import client as k8s_client
+
+from tests.conftest import ClusterAccess, Kubectl
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+async def kube(cluster: ClusterAccess) -> AsyncIterator[KubeClient]:
+    client = KubeClient.from_kubeconfig(cluster.kubeconfig)
+    yield client
+    await client.aclose()
+
+
+async def test_impersonation_sends_the_user_and_every_group(kube: KubeClient) -> None:
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    path = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+    bob = kube.impersonating(Identity("bob", ("sre", "oncall")))
+    info = (await bob.request("POST", path, json=review))["status"]["userInfo"]
+    assert info["username"] == "bob"
+    assert {"sre", "oncall", "system:authenticated"} <= set(info["groups"])
+    own = (await kube.request("POST", path, json=review))["status"]["userInfo"]
+    assert own["username"] != "bob"
+    assert kube.impersonating(None).identity is None
+
+
+async def test_discovery_resolves_what_people_type(kube: KubeClient) -> None:
+    for spelling in (
+        "deploy",
+        "deployment",
+        "Deployment",
+        "deployments",
+        "deployments.apps",
+        "Deployment.apps",
+    ):
+        info = await kube.resolve(spelling)
+        assert (info.group, info.version, info.kind, info.plural) == (
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+        )
+    assert (await kube.resolve("deployments", "apps/v1")).api_version == "apps/v1"
+    pods = await kube.resolve("po")
+    assert (pods.api_version, pods.namespaced) == ("v1", True)
+    assert "log" in pods.subresources
+    assert "exec" in pods.subresources
+    assert not (await kube.resolve("nodes")).namespaced
+    assert (await kube.resolve("events", "v1")).group == ""
+    with pytest.raises(KubeError) as missing:
+        await kube.resolve("gizmo")
+    assert (missing.value.status, missing.value.reason) == (404, "NotFound")
+
+
+async def test_verbs_dry_run_and_error_mapping(kube: KubeClient, kubectl: Kubectl, namespace: str) -> None:
+    cm = await kube.resolve("configmaps")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+    await kube.create(cm, body, namespace, dry_run=True)
+    assert kubectl("get", "configmap", "c", "-n", namespace, check=False).returncode != 0
+    created = await kube.create(cm, body, namespace)
+    assert created["metadata"]["managedFields"][0]["manager"] == "bosun"
+    with pytest.raises(KubeError) as exists:
+        await kube.create(cm, body, namespace)
+    assert (exists.value.status, exists.value.reason) == (409, "AlreadyExists")
+
+    patched = await kube.patch(cm, "c", {"data": {"a": "2"}}, namespace, dry_run=True)
+    assert patched["data"] == {"a": "2"}
+    assert (await kube.get(cm, "c", namespace))["data"] == {"a": "1"}
+    applied = await kube.patch(
+        cm, "c", {**body, "data": {"b": "3"}}, namespace, patch_type="apply", force=True
+    )
+    assert applied["data"]["b"] == "3"
+    listed = await kube.list(cm, namespace, field_selector="metadata.name=c", limit=5)
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["c"]
+
+    await kube.delete(cm, "c", namespace, dry_run=True)
+    assert (await kube.get(cm, "c", namespace))["metadata"]["name"] == "c"
+    await kube.delete(cm, "c", namespace)
+    with pytest.raises(KubeError) as gone:
+        await kube.get(cm, "c", namespace)
+    assert (gone.value.status, gone.value.reason) == (404, "NotFound")
+    assert 'configmaps "c" not found' in gone.value.message
+
+    deploy = await kube.resolve("deployments")
+    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"}, "spec": {}}
+    with pytest.raises(KubeError) as invalid:
+        await kube.create(deploy, bad, namespace)
+    assert (invalid.value.status, invalid.value.reason) == (422, "Invalid")
+    with pytest.raises(KubeError) as forbidden:
+        await kube.impersonating(Identity("carol")).list(cm, namespace)
+    assert (forbidden.value.status, forbidden.value.reason) == (403, "Forbidden")
+    assert 'User "carol" cannot list resource "configmaps"' in forbidden.value.message
+
+
+async def test_every_request_has_a_timeout(kube: KubeClient, namespace: str) -> None:
+    watch = f"/api/v1/namespaces/{namespace}/configmaps"
+    with pytest.raises(KubeError) as slow:
+        await kube.request("GET", watch, params={"watch": "true", "timeoutSeconds": 60}, timeout=0.5)
+    assert (slow.value.status, slow.value.reason) == (504, "Timeout")
+    assert "within 0.5s" in slow.value.message
+
+
+async def test_an_unreachable_server_is_a_clear_error() -> None:
+    nowhere = KubeClient.from_configuration(k8s_client.Configuration(host="http://127.0.0.1:9"))
+    with pytest.raises(KubeError) as down:
+        await nowhere.request("GET", "/version")
+    await nowhere.aclose()
+    assert (down.value.status, down.value.reason) == (503, "ServiceUnavailable")
+    assert "cannot reach the API server at http://127.0.0.1:9" in down.value.message
+
+
+async def test_kubeconfig_is_taken_from_the_environment(
+    cluster: ClusterAccess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    client = KubeClient.from_kubeconfig()
+    version = await client.request("GET", "/version")
+    await client.aclose()
+    assert version["gitVersion"].startswith("v1.")

@@ -1,0 +1,33 @@
+"""``python -m bosun_tools``: serve the tool server over Streamable HTTP (path ``/mcp``).
+
+Settings come from the environment (see ``ToolSettings.from_env``). The server refuses to start without an
+operator token: an HTTP tool server that anyone on the network could call would hand out the server's
+Kubernetes rights.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bosun_tools.server import ToolSettings, build_server
+
+
+def main() -> None:
+    try:
+        settings = ToolSettings.from_env()
+    except ValueError as exc:
+        sys.exit(f"bosun-tools: bad configuration: {exc}")
+    if not settings.operator_token:
+        sys.exit(
+            "bosun-tools: BOSUN_TOOLS_OPERATOR_TOKEN is not set. Set it (and optionally "
+            "BOSUN_TOOLS_EXTERNAL_TOKEN for read-only MCP clients) to a long random string, e.g. "
+            "`openssl rand -hex 32`, and give the same value to the operator."
+        )
+    if settings.external_token and settings.external_token == settings.operator_token:
+        sys.exit("bosun-tools: BOSUN_TOOLS_EXTERNAL_TOKEN must differ from BOSUN_TOOLS_OPERATOR_TOKEN")
+    server = build_server(settings)
+    server.run(transport="http", host=settings.host, port=settings.port, show_banner=False)
+
+
+if __name__ == "__main__":
+    main()

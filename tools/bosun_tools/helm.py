@@ -1,0 +1,762 @@
+"""Helm tools: the real helm CLI, run as the requester, with argument vectors only.
+
+Helm's own code (charts, hooks, release storage) is what operators trust, so Bosun drives the binary rather
+than re-implementing it, but never through a shell or a split string: every argument is one list element,
+names are validated against helm's own release-name rule first, and values travel in a private temp file.
+(Skyflo split command strings on spaces, so ``name="foo --all"`` became a flag; here it is a validation
+error before anything runs.) Each run has a timeout that kills the whole process group, its output is
+read with a byte cap, and Secret manifests are redacted before any text leaves the server.
+
+Charts come only from configuration: a repository name listed in the settings (``repo/chart``) or a local
+chart listed there. A model cannot add a repository URL or point at an arbitrary path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from fastmcp.exceptions import ToolError
+from pydantic import Field
+
+from bosun_tools.kube import Identity
+from bosun_tools.output import ToolOutput, redact, table, to_yaml
+from bosun_tools.registry import Namespace, bosun_tool, current
+
+# helm's releaseNameRegex plus its 53-character limit (release names end up in label values and in the
+# names of the release's Secrets).
+RELEASE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ReleaseName = Annotated[str, Field(pattern=RELEASE_PATTERN, min_length=1, max_length=53)]
+ChartRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_./][A-Za-z0-9_./-]*$",
+        max_length=256,
+        description="A configured chart name, or repo/chart from a configured repository",
+    ),
+]
+ChartVersion = Annotated[str, Field(pattern=r"^v?[0-9]+(\.[0-9]+){0,2}([-+][0-9A-Za-z.-]+)?$", max_length=64)]
+Revision = Annotated[int, Field(ge=1, le=1_000_000)]
+Values = Annotated[dict[str, Any], Field(description="Chart values (nested), as in a values.yaml file")]
+
+MAX_VALUES_BYTES = 256_000
+_SENSITIVE_KEY = re.compile(r"(?i)(passw|secret|token|api[_-]?key|private[_-]?key|credential)")
+_REFERENCE_KEY = re.compile(r"(?i)(name|ref|existing.*)$")
+
+
+@dataclass(frozen=True)
+class HelmSettings:
+    """How the server runs helm; only an administrator chooses these, never the model."""
+
+    binary: str = "helm"
+    kubeconfig: str | None = None  # None: the tool server's kubeconfig (or in-cluster)
+    kube_context: str | None = None
+    repositories: Mapping[str, str] = field(default_factory=dict)  # name -> https:// or oci:// URL
+    charts: Mapping[str, str] = field(default_factory=dict)  # name -> local chart directory or .tgz
+    timeout: float = 120.0  # a helm process is killed after this many seconds
+    wait_timeout: float = 90.0  # --wait/--timeout given to helm; below ``timeout`` so helm reports it
+    output_cap: int = 16_000
+    read_limit: int = 16_000_000  # bytes kept from helm's stdout (release JSON carries the whole chart)
+
+
+@dataclass(frozen=True)
+class HelmRun:
+    stdout: str
+    dropped: int
+
+
+class HelmFailed(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+_state_dir: Path | None = None
+
+
+def _private_dir() -> Path:
+    """helm's config/cache/data homes for this server process: nothing leaks in from ``~/.config/helm``
+    (repositories someone added by hand) and values files are not left in a shared /tmp."""
+    global _state_dir
+    if _state_dir is None or not _state_dir.exists():
+        _state_dir = Path(tempfile.mkdtemp(prefix="bosun-helm-"))
+    return _state_dir
+
+
+def _binary(settings: HelmSettings) -> str:
+    found = shutil.which(settings.binary)
+    if found is None:
+        raise ToolError(
+            f"the helm binary {settings.binary!r} was not found on PATH; install helm 3 or set the helm "
+            "binary path in the tool server settings"
+        )
+    return found
+
+
+def helm_argv(
+    settings: HelmSettings, args: Sequence[str], identity: Identity | None, binary: str = "helm"
+) -> list[str]:
+    """The full argument vector: the subcommand, then connection and impersonation flags.
+
+    Flag values are joined with ``=`` so that a value can never be read as a flag of its own, whatever
+    characters an identity from the API server contains."""
+    argv = [binary, *args]
+    if settings.kubeconfig:
+        argv.append(f"--kubeconfig={settings.kubeconfig}")
+    if settings.kube_context:
+        argv.append(f"--kube-context={settings.kube_context}")
+    if identity is not None:
+        argv.append(f"--kube-as-user={identity.user}")
+        argv.extend(f"--kube-as-group={group}" for group in identity.groups)
+    return argv
+
+
+async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, int]:
+    kept = bytearray()
+    dropped = 0
+    while chunk := await stream.read(65536):
+        room = limit - len(kept)
+        if room > 0:
+            kept.extend(chunk[:room])
+        dropped += max(0, len(chunk) - max(room, 0))
+    return bytes(kept), dropped
+
+
+async def run_helm(
+    settings: HelmSettings,
+    args: Sequence[str],
+    *,
+    identity: Identity | None,
+    timeout: float | None = None,  # noqa: ASYNC109 -- the process is killed, not just abandoned
+) -> HelmRun:
+    """Run helm once; raise HelmFailed with helm's error on a non-zero exit, ToolError on a timeout."""
+    argv = helm_argv(settings, args, identity, _binary(settings))
+    home = _private_dir()
+    env = dict(os.environ)
+    env.update(
+        {
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+    )
+    for inherited in ("HELM_KUBEASUSER", "HELM_KUBEASGROUPS", "HELM_KUBECONTEXT", "HELM_KUBETOKEN"):
+        env.pop(inherited, None)
+    limit = timeout if timeout is not None else settings.timeout
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    try:
+        async with asyncio.timeout(limit):
+            (out, dropped), (err, _) = await asyncio.gather(
+                _read_capped(proc.stdout, settings.read_limit), _read_capped(proc.stderr, 64_000)
+            )
+            code = await proc.wait()
+    except TimeoutError:
+        raise ToolError(
+            f"helm {args[0]} did not finish within {limit:g}s and was killed; check the cluster, or retry "
+            "without wait"
+        ) from None
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    if code != 0:
+        raise HelmFailed(_error_text(err.decode(errors="replace")))
+    return HelmRun(out.decode(errors="replace"), dropped)
+
+
+def _error_text(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("WARNING:")]
+    text = "\n".join(lines) or stderr.strip() or "helm failed without a message"
+    return text.removeprefix("Error: ")[:2000]
+
+
+def helm_error(exc: HelmFailed, action: str, identity: Identity | None) -> ToolError:
+    """helm's message, prefixed the way Kubernetes tools report the same failures."""
+    message = exc.message
+    who = identity.user if identity else "the tool server's own identity"
+    lowered = message.lower()
+    if "forbidden" in lowered:
+        return ToolError(f"Forbidden: {action} as {who}: {message}; the requester needs RBAC rights for it")
+    if "not found" in lowered:
+        return ToolError(
+            f"NotFound: {action}: {message}; check the release name and namespace with helm_list"
+        )
+    return ToolError(f"{action} failed: {message}")
+
+
+# --- charts and values --------------------------------------------------------------------------------------
+
+
+def chart_args(settings: HelmSettings, chart: str, version: str | None) -> list[str]:
+    """Map a chart reference to helm arguments, refusing anything not in the configuration."""
+    local = settings.charts.get(chart)
+    if local is None and chart in settings.charts.values():
+        local = chart
+    if local is not None:
+        if version is not None:
+            raise ToolError(
+                f"chart {chart} is a local chart with a fixed version; call again without version"
+            )
+        return [local]
+    repo, sep, name = chart.partition("/")
+    url = settings.repositories.get(repo) if sep else None
+    if url is not None and name and "/" not in name and not name.startswith("."):
+        pinned = [f"--version={version}"] if version else []
+        if url.startswith("oci://"):
+            return [f"{url.rstrip('/')}/{name}", *pinned]
+        return [name, f"--repo={url}", *pinned]
+    choices = [*(f"{r}/<chart>" for r in settings.repositories), *settings.charts]
+    allowed = ", ".join(choices) if choices else "none are configured"
+    raise ToolError(
+        f"chart {chart!r} is not allowed; use a configured repository or chart ({allowed}); an "
+        "administrator adds repositories and charts in the tool server's helm settings"
+    )
+
+
+@contextlib.contextmanager
+def values_file(values: Mapping[str, Any] | None) -> Iterator[list[str]]:
+    """``-f <file>`` for the values (JSON is valid YAML), written 0600 and removed afterwards."""
+    if not values:
+        yield []
+        return
+    body = json.dumps(values)
+    if len(body) > MAX_VALUES_BYTES:
+        raise ToolError(f"values are {len(body)} bytes; the limit is {MAX_VALUES_BYTES}; pass only overrides")
+    fd, path = tempfile.mkstemp(prefix="values-", suffix=".yaml", dir=_private_dir())
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(body)
+        yield ["-f", path]
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+# --- redaction and diffs ------------------------------------------------------------------------------------
+
+
+def redact_manifest(manifest: str) -> str:
+    """Replace Secret values in a multi-document manifest, keeping helm's ``# Source:`` comments."""
+    out: list[str] = []
+    for doc in re.split(r"(?m)^---[ \t]*$", manifest):
+        if not doc.strip():
+            continue
+        try:
+            obj = yaml.safe_load(doc)
+        except yaml.YAMLError:
+            obj = None
+            if re.search(r"(?m)^kind:\s*Secret\s*$", doc):
+                out.append("# (a Secret document that could not be parsed was removed)")
+                continue
+        if isinstance(obj, dict) and obj.get("kind") == "Secret":
+            comments = [line for line in doc.strip("\n").splitlines() if line.startswith("#")]
+            out.append("\n".join([*comments, to_yaml(redact(obj)).rstrip("\n")]))
+        else:
+            out.append(doc.strip("\n"))
+    return "".join(f"---\n{doc}\n" for doc in out)
+
+
+def redact_values(values: Any) -> Any:
+    """Values are not Secrets, but charts take passwords and tokens through them: hide scalars under
+    keys that name one (keys that merely reference a Secret, like ``existingSecret``, stay visible)."""
+    if isinstance(values, list):
+        return [redact_values(v) for v in values]
+    if not isinstance(values, dict):
+        return values
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        sensitive = _SENSITIVE_KEY.search(str(key)) and not _REFERENCE_KEY.search(str(key))
+        if sensitive and isinstance(value, str | int | float) and not isinstance(value, bool) and value != "":
+            out[key] = "<redacted>"
+        else:
+            out[key] = redact_values(value)
+    return out
+
+
+def manifest_resources(manifest: str) -> list[str]:
+    found = []
+    for doc in re.split(r"(?m)^---[ \t]*$", manifest):
+        try:
+            obj = yaml.safe_load(doc)
+        except yaml.YAMLError:
+            continue
+        if isinstance(obj, dict) and obj.get("kind"):
+            found.append(f"{obj['kind']}/{(obj.get('metadata') or {}).get('name', '?')}")
+    return found
+
+
+def manifest_diff(current: str, proposed: str, release: str) -> str:
+    """Unified diff of two redacted manifests; empty when nothing changes."""
+    lines = difflib.unified_diff(
+        redact_manifest(current).splitlines(),
+        redact_manifest(proposed).splitlines(),
+        f"{release} (deployed)",
+        f"{release} (proposed)",
+        n=3,
+        lineterm="",
+    )
+    return "\n".join(lines)
+
+
+# --- shared steps -------------------------------------------------------------------------------------------
+
+
+def _settings() -> HelmSettings:
+    """helm talks to the same cluster as the server's own client unless helm has its own kubeconfig."""
+    ctx = current()
+    helm = ctx.settings.helm
+    return replace(
+        helm,
+        kubeconfig=helm.kubeconfig or ctx.settings.kubeconfig,
+        kube_context=helm.kube_context or ctx.settings.context,
+    )
+
+
+async def _helm(args: Sequence[str], action: str) -> HelmRun:
+    ctx = current()
+    try:
+        return await run_helm(_settings(), args, identity=ctx.identity)
+    except HelmFailed as exc:
+        raise helm_error(exc, action, ctx.identity) from None
+
+
+async def _json(args: Sequence[str], action: str) -> Any:
+    return _parse(await _helm(args, action), action)
+
+
+def _parse(run: HelmRun, action: str) -> Any:
+    if run.dropped:
+        raise ToolError(
+            f"{action}: helm's answer exceeded {_settings().read_limit} bytes; narrow the request"
+        )
+    try:
+        return json.loads(run.stdout or "null")
+    except ValueError:
+        raise ToolError(f"{action}: helm printed something other than JSON") from None
+
+
+async def deployed_manifest(release: str, namespace: str, revision: int | None = None) -> str | None:
+    """The manifest helm recorded for a release (``None`` if there is no such release)."""
+    ctx = current()
+    args = ["get", "manifest", release, "-n", namespace]
+    if revision is not None:
+        args += ["--revision", str(revision)]
+    try:
+        run = await run_helm(_settings(), args, identity=ctx.identity)
+    except HelmFailed as exc:
+        if "not found" in exc.message.lower() and "forbidden" not in exc.message.lower():
+            return None
+        raise helm_error(exc, f"helm get manifest {release} in namespace {namespace}", ctx.identity) from None
+    return run.stdout
+
+
+def _release_facts(release: Mapping[str, Any]) -> dict[str, Any]:
+    info = release.get("info") or {}
+    meta = (release.get("chart") or {}).get("metadata") or {}
+    return {
+        "release": release.get("name"),
+        "namespace": release.get("namespace"),
+        "revision": release.get("version"),
+        "status": info.get("status"),
+        "chart": f"{meta.get('name')}-{meta.get('version')}" if meta else None,
+        "app_version": meta.get("appVersion"),
+    }
+
+
+def _output(
+    text: str, *, diff: str | None = None, data: dict[str, Any] | None = None, truncated: bool = False
+) -> ToolOutput:
+    return ToolOutput.capped(text, cap=_settings().output_cap, diff=diff, data=data, truncated=truncated)
+
+
+# --- read-only tools ----------------------------------------------------------------------------------------
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=60)
+async def helm_list(namespace: Namespace | None = None, all_statuses: bool = False) -> ToolOutput:
+    """List Helm releases in a namespace (all namespaces when omitted)."""
+    args = ["list", "-o", "json", "--max", "500"]
+    args += ["-n", namespace] if namespace else ["--all-namespaces"]
+    if all_statuses:
+        args.append("--all")
+    where = f"namespace {namespace}" if namespace else "any namespace"
+    releases = await _json(args, f"helm list in {where}") or []
+    if not releases:
+        return _output(f"No Helm releases in {where}.", data={"releases": []})
+    rows = [
+        [
+            r["name"],
+            r["namespace"],
+            str(r["revision"]),
+            r["status"],
+            r["chart"],
+            r.get("app_version") or "",
+            str(r.get("updated", ""))[:19],
+        ]
+        for r in releases
+    ]
+    text = table([["NAME", "NAMESPACE", "REVISION", "STATUS", "CHART", "APP VERSION", "UPDATED"], *rows])
+    data = {
+        "releases": [{"name": r[0], "namespace": r[1], "revision": int(r[2]), "status": r[3]} for r in rows]
+    }
+    return _output(text, data=data)
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=60)
+async def helm_status(
+    release: ReleaseName, namespace: Namespace, revision: Revision | None = None
+) -> ToolOutput:
+    """Show a Helm release's status: revision, chart, deploy time, description and notes."""
+    args = ["status", release, "-n", namespace, "-o", "json"]
+    if revision is not None:
+        args += ["--revision", str(revision)]
+    body = await _json(args, f"helm status {release} in namespace {namespace}")
+    facts = _release_facts(body)
+    # helm status prints no chart; the history entry of the same revision has it
+    entry = next(
+        (e for e in await _history(release, namespace) if e.get("revision") == facts["revision"]), {}
+    )
+    facts["chart"] = entry.get("chart")
+    facts["app_version"] = entry.get("app_version")
+    info = body.get("info") or {}
+    lines = [
+        f"Release: {facts['release']}  namespace: {facts['namespace']}",
+        f"Status: {facts['status']}  revision: {facts['revision']}  chart: {facts['chart']}"
+        f"  app version: {facts['app_version']}",
+        f"Last deployed: {info.get('last_deployed', '')}",
+        f"Description: {info.get('description', '')}",
+    ]
+    resources = manifest_resources(body.get("manifest") or "")
+    if resources:
+        lines.append(f"Resources: {', '.join(resources)}")
+    if info.get("notes"):
+        lines += ["Notes:", str(info["notes"]).strip()]
+    return _output("\n".join(lines), data=facts)
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=60)
+async def helm_history(
+    release: ReleaseName, namespace: Namespace, max_revisions: Annotated[int, Field(ge=1, le=100)] = 10
+) -> ToolOutput:
+    """Show the revision history of a Helm release."""
+    entries = await _json(
+        ["history", release, "-n", namespace, "-o", "json", "--max", str(max_revisions)],
+        f"helm history {release} in namespace {namespace}",
+    )
+    rows = [
+        [
+            str(e["revision"]),
+            str(e.get("updated", ""))[:19],
+            e["status"],
+            e["chart"],
+            e.get("app_version") or "",
+            e.get("description", ""),
+        ]
+        for e in entries or []
+    ]
+    text = table([["REVISION", "UPDATED", "STATUS", "CHART", "APP VERSION", "DESCRIPTION"], *rows])
+    data = {
+        "release": release,
+        "namespace": namespace,
+        "revisions": [{"revision": int(r[0]), "status": r[2]} for r in rows],
+    }
+    return _output(text, data=data)
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=60)
+async def helm_get_values(
+    release: ReleaseName, namespace: Namespace, revision: Revision | None = None, all_values: bool = False
+) -> ToolOutput:
+    """Show the values of a Helm release (user-supplied, or all computed values)."""
+    args = ["get", "values", release, "-n", namespace, "-o", "json"]
+    if revision is not None:
+        args += ["--revision", str(revision)]
+    if all_values:
+        args.append("--all")
+    values = await _json(args, f"helm get values {release} in namespace {namespace}") or {}
+    text = to_yaml(redact_values(values)) if values else "(no user-supplied values)"
+    return _output(text, data={"release": release, "namespace": namespace})
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=60)
+async def helm_get_manifest(
+    release: ReleaseName, namespace: Namespace, revision: Revision | None = None
+) -> ToolOutput:
+    """Show the Kubernetes manifests of a Helm release (Secret values redacted)."""
+    manifest = await deployed_manifest(release, namespace, revision)
+    if manifest is None:
+        raise ToolError(
+            f"NotFound: Helm release {release} not found in namespace {namespace}; "
+            "list releases with helm_list"
+        )
+    return _output(
+        redact_manifest(manifest),
+        data={"release": release, "namespace": namespace, "resources": manifest_resources(manifest)},
+    )
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=90)
+async def helm_show_values(chart: ChartRef, version: ChartVersion | None = None) -> ToolOutput:
+    """Show the default values of a configured chart."""
+    run = await _helm(
+        ["show", "values", *chart_args(_settings(), chart, version)], f"helm show values {chart}"
+    )
+    return _output(
+        run.stdout or "(the chart has no default values)", truncated=bool(run.dropped), data={"chart": chart}
+    )
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=90)
+async def helm_template(
+    release: ReleaseName,
+    chart: ChartRef,
+    namespace: Namespace,
+    values: Values | None = None,
+    version: ChartVersion | None = None,
+) -> ToolOutput:
+    """Render a configured chart's manifests locally without installing (Secret values redacted)."""
+    with values_file(values) as value_args:
+        run = await _helm(
+            ["template", release, *chart_args(_settings(), chart, version), "-n", namespace, *value_args],
+            f"helm template {chart}",
+        )
+    return _output(
+        redact_manifest(run.stdout),
+        truncated=bool(run.dropped),
+        data={"chart": chart, "resources": manifest_resources(run.stdout)},
+    )
+
+
+@bosun_tool(toolset="helm", read_only=True, timeout=10)
+async def helm_repo_list() -> ToolOutput:
+    """List the chart repositories and local charts this server is configured to use."""
+    settings = _settings()
+    rows = [[name, "repository", url] for name, url in settings.repositories.items()]
+    rows += [[name, "local chart", path] for name, path in settings.charts.items()]
+    if not rows:
+        return _output(
+            "No chart repositories or local charts are configured.", data={"repositories": [], "charts": []}
+        )
+    return _output(
+        table([["NAME", "TYPE", "SOURCE"], *rows]),
+        data={"repositories": list(settings.repositories), "charts": list(settings.charts)},
+    )
+
+
+# --- mutating tools -----------------------------------------------------------------------------------------
+
+
+async def _install_or_upgrade(
+    verb: str,
+    release: str,
+    chart: str,
+    namespace: str,
+    values: Mapping[str, Any] | None,
+    version: str | None,
+    extra: list[str],
+    wait: bool,
+) -> ToolOutput:
+    """Both install and upgrade preview the same way: a server-side dry run of ``upgrade --install``
+    rendered against the live cluster, diffed with the manifest of the deployed release."""
+    ctx = current()
+    settings = _settings()
+    chart_arg = chart_args(settings, chart, version)
+    action = f"helm {verb} {release} in namespace {namespace}"
+    with values_file(values) as value_args:
+        if ctx.preview:
+            current_manifest = await deployed_manifest(release, namespace)
+            if verb == "install" and current_manifest is not None:
+                raise ToolError(
+                    f"Helm release {release} already exists in namespace {namespace}; use helm_upgrade"
+                )
+            if verb == "upgrade" and current_manifest is None:
+                raise ToolError(
+                    f"NotFound: Helm release {release} not found in namespace {namespace}; use helm_install"
+                )
+            base = [
+                "upgrade",
+                "--install",
+                release,
+                *chart_arg,
+                "-n",
+                namespace,
+                *value_args,
+                *extra,
+                "-o",
+                "json",
+            ]
+            try:
+                run = await run_helm(settings, [*base, "--dry-run=server"], identity=ctx.identity)
+            except HelmFailed as exc:
+                if "dry-run" not in exc.message:
+                    raise helm_error(exc, f"{action} (dry run)", ctx.identity) from None
+                try:
+                    run = await run_helm(settings, [*base, "--dry-run"], identity=ctx.identity)
+                except HelmFailed as again:
+                    raise helm_error(again, f"{action} (dry run)", ctx.identity) from None
+            proposed = _parse(run, f"{action} (dry run)") or {}
+            diff = manifest_diff(current_manifest or "", proposed.get("manifest") or "", release)
+            resources = manifest_resources(proposed.get("manifest") or "")
+            summary = (
+                f"Would {verb} release {release} in namespace {namespace} with chart {chart}"
+                f" (revision {proposed.get('version')}): {', '.join(resources) or 'no resources'}."
+            )
+            if not diff:
+                summary += " The rendered manifests do not change."
+            return _output(
+                summary, diff=diff or None, data={**_release_facts(proposed), "resources": resources}
+            )
+        args = [verb, release, *chart_arg, "-n", namespace, *value_args, *extra, "-o", "json"]
+        if wait:
+            args += ["--wait", "--timeout", f"{int(settings.wait_timeout)}s"]
+        run = await _helm(args, action)
+    facts = _release_facts(_parse(run, action) or {})
+    text = (
+        f"Release {release} in namespace {namespace}: {facts['status']}, revision {facts['revision']}, "
+        f"chart {facts['chart']}."
+    )
+    return _output(text, data=facts)
+
+
+@bosun_tool(toolset="helm", timeout=180)
+async def helm_install(
+    release: ReleaseName,
+    chart: ChartRef,
+    namespace: Namespace,
+    values: Values | None = None,
+    version: ChartVersion | None = None,
+    wait: bool = False,
+) -> ToolOutput:
+    """Install a configured chart as a new Helm release."""
+    return await _install_or_upgrade("install", release, chart, namespace, values, version, [], wait)
+
+
+@bosun_tool(toolset="helm", idempotent=True, timeout=180)
+async def helm_upgrade(
+    release: ReleaseName,
+    chart: ChartRef,
+    namespace: Namespace,
+    values: Values | None = None,
+    version: ChartVersion | None = None,
+    reuse_values: bool = False,
+    wait: bool = False,
+) -> ToolOutput:
+    """Upgrade a Helm release to a configured chart and values; reuse_values keeps earlier values."""
+    extra = ["--reuse-values"] if reuse_values else []
+    return await _install_or_upgrade("upgrade", release, chart, namespace, values, version, extra, wait)
+
+
+async def _history(release: str, namespace: str) -> list[dict[str, Any]]:
+    entries = await _json(
+        ["history", release, "-n", namespace, "-o", "json", "--max", "256"],
+        f"helm history {release} in namespace {namespace}",
+    )
+    return list(entries or [])
+
+
+@bosun_tool(toolset="helm", destructive=True, timeout=180)
+async def helm_rollback(
+    release: ReleaseName,
+    namespace: Namespace,
+    revision: Annotated[int, Field(ge=0, le=1_000_000, description="0 = the previous revision")] = 0,
+    wait: bool = False,
+) -> ToolOutput:
+    """Roll a Helm release back to an earlier revision (default: the previous one)."""
+    ctx = current()
+    history = await _history(release, namespace)
+    if not history:
+        raise ToolError(f"NotFound: Helm release {release} not found in namespace {namespace}")
+    latest = max(int(e["revision"]) for e in history)
+    target = revision or latest - 1
+    if target < 1 or target not in {int(e["revision"]) for e in history}:
+        raise ToolError(
+            f"Helm release {release} has no revision {target}; its revisions are "
+            f"{', '.join(str(e['revision']) for e in history)} (see helm_history)"
+        )
+    if ctx.preview:
+        now = await deployed_manifest(release, namespace) or ""
+        then = await deployed_manifest(release, namespace, target) or ""
+        diff = manifest_diff(now, then, release)
+        text = (
+            f"Would roll release {release} in namespace {namespace} back to revision {target} (now {latest})."
+        )
+        if not diff:
+            text += " The manifests of both revisions are identical."
+        return _output(
+            text,
+            diff=diff or None,
+            data={"release": release, "namespace": namespace, "target_revision": target},
+        )
+    args = ["rollback", release, str(target), "-n", namespace]
+    if wait:
+        args += ["--wait", "--timeout", f"{int(_settings().wait_timeout)}s"]
+    await _helm(args, f"helm rollback {release} in namespace {namespace}")
+    after = await _history(release, namespace)
+    newest = max(after, key=lambda e: int(e["revision"])) if after else {}
+    facts = {
+        "release": release,
+        "namespace": namespace,
+        "revision": newest.get("revision"),
+        "status": newest.get("status"),
+        "rolled_back_to": target,
+    }
+    return _output(
+        f"Rolled release {release} in namespace {namespace} back to revision {target}; it is now revision "
+        f"{facts['revision']} ({facts['status']}).",
+        data=facts,
+    )
+
+
+@bosun_tool(toolset="helm", destructive=True, timeout=180)
+async def helm_uninstall(
+    release: ReleaseName, namespace: Namespace, keep_history: bool = False, wait: bool = False
+) -> ToolOutput:
+    """Uninstall a Helm release and delete its resources."""
+    ctx = current()
+    manifest = await deployed_manifest(release, namespace)
+    if manifest is None:
+        raise ToolError(
+            f"NotFound: Helm release {release} not found in namespace {namespace}; "
+            "list releases with helm_list"
+        )
+    resources = manifest_resources(manifest)
+    if ctx.preview:
+        return _output(
+            f"Would uninstall release {release} in namespace {namespace}, deleting: "
+            f"{', '.join(resources) or 'nothing'}.",
+            diff=manifest_diff(manifest, "", release) or None,
+            data={"release": release, "namespace": namespace, "resources": resources},
+        )
+    args = ["uninstall", release, "-n", namespace]
+    if keep_history:
+        args.append("--keep-history")
+    if wait:
+        args += ["--wait", "--timeout", f"{int(_settings().wait_timeout)}s"]
+    await _helm(args, f"helm uninstall {release} in namespace {namespace}")
+    return _output(
+        f"Uninstalled release {release} from namespace {namespace}; deleted "
+        f"{', '.join(resources) or 'nothing'}.",
+        data={"release": release, "namespace": namespace, "uninstalled": True, "resources": resources},
+    )

@@ -1,0 +1,928 @@
+"""Jenkins tools over its REST API (``/api/json``, ``buildWithParameters``, queue items, progressive text).
+
+Where Jenkins is and who Bosun is there come only from a Kubernetes Secret named in the tool server's
+settings, read with the server's own identity: a model can neither point the tools at another server nor
+pick other credentials (the defect found in Skyflo, whose model-supplied ``credentials_ref``/``api_url``
+won over the configured ones). The URL, user and token never appear in outputs or errors, including the
+absolute URLs Jenkins puts in its JSON.
+
+Jobs are addressed as a list of folder segments, each checked against Jenkins' own forbidden characters
+and URL-quoted, so a name can never add a path, a query or another endpoint.
+
+Every call acts in Jenkins as the configured account, so Kubernetes RBAC would not bound what a requester
+does there (safety rule 3). Each tool therefore first asks the API server, in a SubjectAccessReview for
+the requester's user and groups, whether they may use the virtual resource ``jenkinsjobs.bosun.dev``
+named by the job path joined with "/" (``team/deploy``): ``get`` for the read-only tools, ``create`` to
+trigger a build, ``delete`` to stop one. Listing a folder asks for the folder's path; the top-level list
+and who-am-I ask without a name (only a rule without resourceNames allows them). The review is asked in
+the namespace of the Jenkins Secret, so administrators grant access per job with ordinary RBAC: a Role
+there, or a ClusterRole. The tool server's own identity needs ``create`` on
+``subjectaccessreviews.authorization.k8s.io`` for this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
+
+import httpx
+from fastmcp.exceptions import ToolError
+from pydantic import Field
+
+from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.output import ToolOutput, table
+from bosun_tools.registry import bosun_tool, current
+
+# Jenkins.checkGoodName rejects these characters; a leading dot or blank is refused here as well so "."
+# and ".." can never walk up the URL.
+JOB_SEGMENT_PATTERN = r"^[^?*/\\%!@#$^&|<>\[\]:;.\s\x00-\x1f][^?*/\\%!@#$^&|<>\[\]:;\x00-\x1f]*$"
+JobSegment = Annotated[str, Field(min_length=1, max_length=128, pattern=JOB_SEGMENT_PATTERN)]
+JobPath = Annotated[
+    list[JobSegment],
+    Field(min_length=1, max_length=10, description='Job path as folder segments, e.g. ["team", "deploy"]'),
+]
+FolderPath = Annotated[
+    list[JobSegment], Field(max_length=10, description="Folder segments; empty for the top level")
+]
+BuildNumber = Annotated[int, Field(ge=1, le=100_000_000, description="Build number")]
+ParameterName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")]
+ParameterValue = Annotated[str, Field(max_length=4096)] | bool | int
+
+REDACTED = "<redacted>"
+RBAC_GROUP = "bosun.dev"
+RBAC_RESOURCE = "jenkinsjobs"
+JobVerb = Literal["get", "create", "delete"]
+JOB_VERBS: dict[str, str] = {"get": "to read it", "create": "to trigger a build", "delete": "to stop a build"}
+_PARAM_TREE = "parameterDefinitions[name,type,description,defaultParameterValue[value],choices]"
+_JOB_TREE = (
+    "name,fullName,description,buildable,inQueue,color,nextBuildNumber,"
+    "lastBuild[number,result,building,timestamp],lastSuccessfulBuild[number],lastFailedBuild[number],"
+    f"property[{_PARAM_TREE}],actions[{_PARAM_TREE}]"
+)
+_BUILD_TREE = (
+    "number,result,building,timestamp,duration,estimatedDuration,displayName,description,"
+    "actions[parameters[name,value],causes[shortDescription]]"
+)
+_CHANGES_TREE = (
+    "number,changeSet[kind,items[commitId,author[fullName],msg,timestamp,affectedPaths]],"
+    "changeSets[kind,items[commitId,author[fullName],msg,timestamp,affectedPaths]]"
+)
+_QUEUE_ITEM = re.compile(r"/queue/item/(\d+)/?$")
+_JENKINS_ROOTS: set[str] = set()
+
+
+class _HideJenkinsRequests(logging.Filter):
+    """httpx logs every request URL at INFO; the Jenkins URL is a Secret value (safety rule 4), so those
+    records are dropped while requests to other servers are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(a, httpx.URL) and str(a).startswith(tuple(_JENKINS_ROOTS)) for a in args)
+
+
+logging.getLogger("httpx").addFilter(_HideJenkinsRequests())
+
+
+@dataclass(frozen=True)
+class JenkinsSettings:
+    """Where the Jenkins credentials live and how patient the tools are; set by the server operator."""
+
+    secret_namespace: str
+    secret_name: str
+    timeout: float = 15.0
+    queue_poll_interval: float = 1.0
+    queue_max_polls: int = 30
+    console_cap: int = 16_384
+
+    @property
+    def secret_ref(self) -> str:
+        return f"{self.secret_namespace}/{self.secret_name}"
+
+
+@dataclass(frozen=True)
+class JenkinsCredentials:
+    """Decoded Secret contents; ``repr`` shows nothing so a stray log line cannot leak them."""
+
+    url: str
+    user: str
+    token: str
+
+    def __repr__(self) -> str:
+        return "JenkinsCredentials(<redacted>)"
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    type: str
+    default: Any
+    choices: tuple[str, ...]
+    description: str
+
+    @property
+    def secret(self) -> bool:
+        return self.type.startswith("Password") or self.type.startswith("Credentials")
+
+
+async def load_credentials(kube: KubeClient, settings: JenkinsSettings) -> JenkinsCredentials:
+    """Read url/user/token from the configured Secret with the server's own identity (never the model's)."""
+    ref = settings.secret_ref
+    try:
+        info = await kube.resolve("secrets", "v1")
+        secret = await kube.get(info, settings.secret_name, settings.secret_namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            raise ToolError(
+                f"Jenkins is not set up: Secret {ref} was not found; create it with the keys url, user "
+                "and token"
+            ) from None
+        if exc.status == 403:
+            raise ToolError(
+                f"Forbidden: the tool server's own identity cannot read Secret {ref}; grant it get on "
+                "that Secret"
+            ) from None
+        raise ToolError(f"cannot read the Jenkins Secret {ref}: {exc.reason}") from None
+    data = secret.get("data") or {}
+    values: dict[str, str] = {}
+    for key in ("url", "user", "token"):
+        raw = data.get(key)
+        if not raw:
+            raise ToolError(f"Secret {ref} has no key {key!r}; it needs the keys url, user and token")
+        try:
+            values[key] = base64.b64decode(raw).decode().strip()
+        except (binascii.Error, UnicodeDecodeError):
+            raise ToolError(f"Secret {ref} key {key!r} is not valid base64 text; re-create it") from None
+    if urlsplit(values["url"]).scheme not in ("http", "https"):
+        raise ToolError(f"Secret {ref} key 'url' is not an http(s) URL; set it to the Jenkins root URL")
+    return JenkinsCredentials(values["url"].rstrip("/") + "/", values["user"], values["token"])
+
+
+def job_url_path(job: list[str]) -> str:
+    """``["team", "deploy"]`` -> ``job/team/job/deploy/``; every segment quoted, nothing else added."""
+    return "".join(f"job/{quote(segment, safe='')}/" for segment in job)
+
+
+def job_label(job: list[str]) -> str:
+    return "/".join(job)
+
+
+def _strip_html(body: str) -> str:
+    text = re.sub(r"<[^>]+>", " ", body)
+    return " ".join(text.split())[:300]
+
+
+class JenkinsClient:
+    """One authenticated session (crumb and cookies kept together, as Jenkins binds crumbs to sessions)."""
+
+    def __init__(
+        self,
+        credentials: JenkinsCredentials,
+        settings: JenkinsSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._settings = settings
+        _JENKINS_ROOTS.add(credentials.url)
+        self._crumb: tuple[str, str] | None = None
+        self._crumb_fetched = False
+        self._http = httpx.AsyncClient(
+            base_url=credentials.url,
+            auth=httpx.BasicAuth(credentials.user, credentials.token),
+            timeout=httpx.Timeout(settings.timeout),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def scrub(self, text: str) -> str:
+        """Remove the Jenkins URL (a Secret value) from anything Jenkins sent back, e.g. ``url`` fields."""
+        base = self._credentials.url
+        parts = urlsplit(base)
+        for needle in (base, base.rstrip("/"), f"{parts.scheme}://{parts.netloc}", parts.netloc):
+            if needle:
+                text = text.replace(needle, "<jenkins>")
+        if self._credentials.token:
+            text = text.replace(self._credentials.token, REDACTED)
+        return text
+
+    @contextmanager
+    def _transport_errors(self, what: str) -> Iterator[None]:
+        """httpx's transport failures as messages that say what to check (never the URL itself)."""
+        try:
+            yield
+        except httpx.TimeoutException:
+            raise ToolError(
+                f"Jenkins did not answer within {self._settings.timeout:g}s for {what}; "
+                "check that Jenkins is up, then retry"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ToolError(
+                f"Jenkins is unreachable ({type(exc).__name__}) for {what}; check the url key of Secret "
+                f"{self._settings.secret_ref}"
+            ) from None
+
+    async def _send(
+        self, method: str, path: str, what: str, *, allow: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
+        with self._transport_errors(what):
+            response = await self._http.request(method, path, **kwargs)
+        if response.status_code not in allow:
+            self._check(response, what)
+        return response
+
+    def _check(self, response: httpx.Response, what: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        detail = self.scrub(_strip_html(response.text))
+        if status == 401:
+            raise ToolError(
+                f"Jenkins rejected the credentials from Secret {self._settings.secret_ref} (HTTP 401); "
+                "update its user and token keys"
+            )
+        if status == 403:
+            raise ToolError(f"Forbidden: Jenkins refused {what} (HTTP 403): {detail}")
+        if status == 404:
+            raise ToolError(
+                f"{what}: not found in Jenkins; list jobs with jenkins_list_jobs and builds with "
+                "jenkins_last_builds"
+            )
+        raise ToolError(f"Jenkins answered HTTP {status} for {what}: {detail}")
+
+    async def get_json(self, path: str, what: str, *, tree: str | None = None) -> dict[str, Any]:
+        params = {"tree": tree} if tree else None
+        response = await self._send("GET", path + "api/json", what, params=params)
+        try:
+            body = response.json()
+        except ValueError:
+            raise ToolError(f"Jenkins sent something other than JSON for {what}") from None
+        if not isinstance(body, dict):
+            raise ToolError(f"Jenkins sent unexpected JSON for {what}")
+        return body
+
+    async def _crumb_header(self) -> dict[str, str]:
+        """CSRF protection: fetch the crumb once per session; a 404 means the issuer is disabled."""
+        if not self._crumb_fetched:
+            response = await self._send("GET", "crumbIssuer/api/json", "the CSRF crumb", allow=(404,))
+            body = response.json() if response.status_code == 200 else {}
+            field, crumb = body.get("crumbRequestField"), body.get("crumb")
+            self._crumb = (str(field), str(crumb)) if field and crumb else None
+            self._crumb_fetched = True
+        return {self._crumb[0]: self._crumb[1]} if self._crumb else {}
+
+    async def post(self, path: str, what: str, data: Mapping[str, str] | None = None) -> httpx.Response:
+        headers = await self._crumb_header()
+        return await self._send("POST", path, what, data=dict(data or {}), headers=headers)
+
+    @asynccontextmanager
+    async def stream(self, path: str, what: str, params: Mapping[str, Any]) -> AsyncIterator[httpx.Response]:
+        with self._transport_errors(what):
+            async with self._http.stream("GET", path, params=dict(params)) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                self._check(response, what)
+                yield response
+
+
+@asynccontextmanager
+async def jenkins_session(
+    kube: KubeClient, settings: JenkinsSettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[JenkinsClient]:
+    credentials = await load_credentials(kube, settings)
+    client = JenkinsClient(credentials, settings, transport=transport)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+# --- formatting helpers ----------------------------------------------------------------------------------
+
+
+def _when(ms: Any) -> str:
+    if not isinstance(ms, int) or ms <= 0:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration(ms: Any) -> str:
+    if not isinstance(ms, int) or ms <= 0:
+        return "-"
+    seconds = ms // 1000
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _state(build: Mapping[str, Any] | None) -> str:
+    if not build:
+        return "-"
+    if build.get("building"):
+        return f"#{build.get('number')} BUILDING"
+    return f"#{build.get('number')} {build.get('result') or '-'}"
+
+
+def _number(build: Mapping[str, Any] | None) -> str:
+    return f"#{build['number']}" if build and build.get("number") is not None else "-"
+
+
+def _kind(item: Mapping[str, Any]) -> str:
+    cls = str(item.get("_class", ""))
+    if "Folder" in cls or "OrganizationFolder" in cls:
+        return "folder"
+    if "WorkflowMultiBranchProject" in cls:
+        return "multibranch"
+    if "WorkflowJob" in cls:
+        return "pipeline"
+    return "job"
+
+
+def parameter_specs(job: Mapping[str, Any]) -> list[ParameterSpec]:
+    """Parameter definitions, from ``property`` (current Jenkins) or ``actions`` (older cores)."""
+    specs: dict[str, ParameterSpec] = {}
+    for holder in [*(job.get("property") or []), *(job.get("actions") or [])]:
+        for definition in (holder or {}).get("parameterDefinitions") or []:
+            name = str(definition.get("name", ""))
+            if not name or name in specs:
+                continue
+            default = (definition.get("defaultParameterValue") or {}).get("value")
+            specs[name] = ParameterSpec(
+                name=name,
+                type=str(definition.get("type", "StringParameterDefinition")),
+                default=default,
+                choices=tuple(str(c) for c in definition.get("choices") or ()),
+                description=str(definition.get("description") or ""),
+            )
+    return list(specs.values())
+
+
+def validate_parameters(
+    job: list[str], specs: list[ParameterSpec], given: Mapping[str, str | bool | int]
+) -> dict[str, str]:
+    """Form values to send, checked against the job's definitions (Jenkins itself ignores unknown names)."""
+    label = job_label(job)
+    known = {s.name: s for s in specs}
+    if given and not specs:
+        raise ToolError(f"job {label} takes no parameters; call jenkins_trigger_build without parameters")
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ToolError(
+            f"job {label} has no parameter {', '.join(unknown)}; its parameters are {', '.join(known)}"
+        )
+    form: dict[str, str] = {}
+    for name, value in given.items():
+        spec = known[name]
+        if spec.type.startswith("Boolean"):
+            if isinstance(value, bool):
+                form[name] = "true" if value else "false"
+            elif str(value).lower() in ("true", "false"):
+                form[name] = str(value).lower()
+            else:
+                raise ToolError(f"parameter {name} of job {label} is a boolean; pass true or false")
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if spec.choices and text not in spec.choices:
+            raise ToolError(
+                f"parameter {name} of job {label} must be one of {', '.join(spec.choices)}; got {text!r}"
+            )
+        form[name] = text
+    return form
+
+
+def describe_parameters(specs: list[ParameterSpec], form: Mapping[str, str]) -> list[str]:
+    lines = []
+    for spec in specs:
+        if spec.name in form:
+            value, source = (REDACTED if spec.secret else form[spec.name]), "given"
+        else:
+            value, source = (REDACTED if spec.secret else spec.default), "default"
+        lines.append(f"  {spec.name} = {value!s} ({source})")
+    return lines
+
+
+def _parameter_lines(specs: list[ParameterSpec]) -> list[str]:
+    lines = []
+    for spec in specs:
+        kind = spec.type.removesuffix("ParameterDefinition") or spec.type
+        default = REDACTED if spec.secret else spec.default
+        extra = f" choices: {', '.join(spec.choices)}" if spec.choices else ""
+        text = f"  {spec.name} ({kind}) default={default!r}{extra}"
+        if spec.description:
+            text += f" — {spec.description[:120]}"
+        lines.append(text)
+    return lines
+
+
+def _build_parameters(build: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for action in build.get("actions") or []:
+        for parameter in (action or {}).get("parameters") or []:
+            cls = str(parameter.get("_class", ""))
+            secret = "Password" in cls or "Credentials" in cls or "value" not in parameter
+            values[str(parameter.get("name"))] = REDACTED if secret else parameter.get("value")
+    return values
+
+
+def _causes(build: Mapping[str, Any]) -> list[str]:
+    return [
+        str(cause.get("shortDescription"))
+        for action in build.get("actions") or []
+        for cause in (action or {}).get("causes") or []
+        if cause.get("shortDescription")
+    ]
+
+
+def _build_ref(number: int | None) -> str:
+    return str(number) if number is not None else "lastBuild"
+
+
+# --- operations (plain async functions; the tool wrappers below add settings, identity and mode) ---------
+
+
+@dataclass(frozen=True)
+class Result:
+    text: str
+    data: dict[str, Any]
+    diff: str | None = None
+
+
+async def list_jobs(client: JenkinsClient, folder: list[str]) -> Result:
+    where = f"folder {job_label(folder)}" if folder else "the top level"
+    body = await client.get_json(
+        job_url_path(folder),
+        f"folder {job_label(folder)}" if folder else "the job list",
+        tree="jobs[name,color,_class,lastBuild[number,result,building]]",
+    )
+    jobs = body.get("jobs")
+    if jobs is None:
+        raise ToolError(f"{job_label(folder)} is a job, not a folder; use jenkins_get_job for it")
+    rows = [
+        [str(j.get("name")), _kind(j), str(j.get("color") or "-"), _state(j.get("lastBuild"))] for j in jobs
+    ]
+    if not rows:
+        return Result(f"No jobs in {where}.", {"folder": folder, "jobs": []})
+    text = client.scrub(table([["NAME", "TYPE", "STATUS", "LAST BUILD"], *rows]))
+    return Result(text, {"folder": folder, "jobs": [r[0] for r in rows]})
+
+
+async def get_job(client: JenkinsClient, job: list[str]) -> Result:
+    label = job_label(job)
+    body = await client.get_json(job_url_path(job), f"job {label}", tree=_JOB_TREE)
+    specs = parameter_specs(body)
+    lines = [
+        f"Job: {body.get('fullName') or label}",
+        f"Buildable: {body.get('buildable')}  In queue: {body.get('inQueue')}  Status: {body.get('color')}",
+        f"Last build: {_state(body.get('lastBuild'))}  next number: {body.get('nextBuildNumber')}",
+        f"Last success: {_number(body.get('lastSuccessfulBuild'))}  "
+        f"last failure: {_number(body.get('lastFailedBuild'))}",
+    ]
+    if body.get("description"):
+        lines.append(f"Description: {str(body['description'])[:500]}")
+    lines.append("Parameters:" if specs else "Parameters: none")
+    lines.extend(_parameter_lines(specs))
+    data = {
+        "job": label,
+        "buildable": body.get("buildable"),
+        "last_build": (body.get("lastBuild") or {}).get("number"),
+        "parameters": [s.name for s in specs],
+    }
+    return Result(client.scrub("\n".join(lines)), data)
+
+
+async def get_build(client: JenkinsClient, job: list[str], number: int | None) -> Result:
+    label = job_label(job)
+    what = f"build {_build_ref(number)} of job {label}"
+    body = await client.get_json(f"{job_url_path(job)}{_build_ref(number)}/", what, tree=_BUILD_TREE)
+    result = "BUILDING" if body.get("building") else (body.get("result") or "-")
+    lines = [
+        f"Build #{body.get('number')} of {label}: {result}",
+        f"Started: {_when(body.get('timestamp'))}  duration: {_duration(body.get('duration'))}  "
+        f"estimated: {_duration(body.get('estimatedDuration'))}",
+    ]
+    causes = _causes(body)
+    if causes:
+        lines.append(f"Cause: {'; '.join(causes)}")
+    params = _build_parameters(body)
+    if params:
+        lines.append("Parameters:")
+        lines.extend(f"  {k} = {v}" for k, v in params.items())
+    if body.get("description"):
+        lines.append(f"Description: {str(body['description'])[:300]}")
+    data = {
+        "job": label,
+        "number": body.get("number"),
+        "result": body.get("result"),
+        "building": bool(body.get("building")),
+    }
+    return Result(client.scrub("\n".join(lines)), data)
+
+
+async def last_builds(client: JenkinsClient, job: list[str], count: int) -> Result:
+    label = job_label(job)
+    body = await client.get_json(
+        job_url_path(job),
+        f"job {label}",
+        tree=f"builds[number,result,building,timestamp,duration]{{0,{count}}}",
+    )
+    builds = body.get("builds") or []
+    if not builds:
+        return Result(f"Job {label} has no builds yet.", {"job": label, "builds": []})
+    rows = [
+        [
+            f"#{b.get('number')}",
+            "BUILDING" if b.get("building") else str(b.get("result") or "-"),
+            _when(b.get("timestamp")),
+            _duration(b.get("duration")),
+        ]
+        for b in builds
+    ]
+    data = {
+        "job": label,
+        "builds": [
+            {"number": b.get("number"), "result": b.get("result"), "building": b.get("building")}
+            for b in builds
+        ],
+    }
+    return Result(table([["BUILD", "RESULT", "STARTED", "DURATION"], *rows]), data)
+
+
+def _utf8_cut(data: bytes, at: int, *, from_end: bool = False) -> bytes:
+    """Cut at a character boundary so a capped log never ends (or starts) with half a character."""
+    if from_end:
+        piece = data[len(data) - at :] if at < len(data) else data
+        while piece and (piece[0] & 0xC0) == 0x80:
+            piece = piece[1:]
+        return piece
+    piece = data[:at]
+    while piece and (piece[-1] & 0xC0) == 0x80:
+        piece = piece[:-1]
+    if piece and piece[-1] >= 0xC0:
+        piece = piece[:-1]
+    return piece
+
+
+async def console(
+    client: JenkinsClient, job: list[str], number: int | None, start: int | None, max_bytes: int
+) -> Result:
+    """Console text: from ``start`` (forward, capped) or, without it, the last ``max_bytes`` (the tail).
+
+    Forward reads stop at the cap, so a huge log is not downloaded; the tail has to read the whole log
+    (Jenkins offers no "last N bytes"), but keeps only ``max_bytes`` of it in memory.
+    """
+    label = job_label(job)
+    ref = _build_ref(number)
+    what = f"the console of build {ref} of job {label}"
+    path = f"{job_url_path(job)}{ref}/logText/progressiveText"
+    offset = start or 0
+    received = bytearray()
+    tail: deque[bytes] = deque()
+    seen = window = 0
+    overflow = False
+    async with client.stream(path, what, {"start": offset}) as response:
+        size = response.headers.get("X-Text-Size", "")
+        total = int(size) if size.isdigit() else None
+        more = response.headers.get("X-More-Data", "").lower() == "true"
+        if total is not None and offset > total:
+            raise ToolError(
+                f"start={offset} is past the end of the console of build {ref} of job {label} "
+                f"({total} bytes); use a smaller start"
+            )
+        async for chunk in response.aiter_bytes():
+            seen += len(chunk)
+            if start is not None:
+                received.extend(chunk)
+                if len(received) > max_bytes:
+                    overflow = True
+                    break
+            else:
+                tail.append(chunk)
+                window += len(chunk)
+                while len(tail) > 1 and window - len(tail[0]) >= max_bytes:
+                    window -= len(tail.popleft())
+    end = total if total is not None else offset + seen
+    if start is not None:
+        body = _utf8_cut(bytes(received), max_bytes) if overflow else bytes(received)
+        next_start = offset + len(body) if overflow else end
+        text = body.decode(errors="replace")
+        if overflow:
+            text += f"\n…[truncated {max(end - next_start, 1)} bytes; continue with start={next_start}]"
+    else:
+        body = _utf8_cut(b"".join(tail), max_bytes, from_end=True)
+        skipped = end - len(body)
+        overflow = skipped > 0
+        next_start = end
+        text = body.decode(errors="replace")
+        if overflow:
+            text = f"…[truncated {skipped} bytes; read from the beginning with start=0]\n" + text
+    data = {
+        "job": label,
+        "build": ref,
+        "next_start": next_start,
+        "more_data": more or (overflow and start is not None),
+        "truncated": overflow,
+    }
+    return Result(client.scrub(text), data)
+
+
+async def changesets(client: JenkinsClient, job: list[str], number: int | None) -> Result:
+    label = job_label(job)
+    ref = _build_ref(number)
+    body = await client.get_json(
+        f"{job_url_path(job)}{ref}/", f"build {ref} of job {label}", tree=_CHANGES_TREE
+    )
+    sets = [*(body.get("changeSets") or []), *([body["changeSet"]] if body.get("changeSet") else [])]
+    commits = []
+    lines = []
+    for change_set in sets:
+        for item in (change_set or {}).get("items") or []:
+            commit = str(item.get("commitId") or "")[:12]
+            author = (item.get("author") or {}).get("fullName") or "-"
+            message = " ".join(str(item.get("msg") or "").split())[:200]
+            paths = item.get("affectedPaths") or []
+            lines.append(f"{commit or '-'}  {author}  {message}")
+            if paths:
+                shown = ", ".join(str(p) for p in paths[:10])
+                lines.append(f"    files: {shown}{' …' if len(paths) > 10 else ''}")
+            commits.append(commit)
+    if not lines:
+        return Result(
+            f"Build #{body.get('number')} of {label} has no changes.", {"job": label, "commits": []}
+        )
+    header = f"Changes in build #{body.get('number')} of {label}:"
+    return Result(client.scrub("\n".join([header, *lines])), {"job": label, "commits": commits})
+
+
+async def whoami(client: JenkinsClient) -> Result:
+    body = await client.get_json("me/", "the current Jenkins user", tree="id,fullName")
+    return Result(
+        f"Jenkins user: {body.get('id')} ({body.get('fullName')})",
+        {"id": body.get("id"), "full_name": body.get("fullName")},
+    )
+
+
+async def _job_parameters(
+    client: JenkinsClient, job: list[str]
+) -> tuple[dict[str, Any], list[ParameterSpec]]:
+    label = job_label(job)
+    body = await client.get_json(
+        job_url_path(job),
+        f"job {label}",
+        tree=f"name,buildable,property[{_PARAM_TREE}],actions[{_PARAM_TREE}]",
+    )
+    if body.get("buildable") is False:
+        raise ToolError(f"job {label} is disabled (not buildable); enable it in Jenkins first")
+    return body, parameter_specs(body)
+
+
+async def trigger_build(
+    client: JenkinsClient,
+    settings: JenkinsSettings,
+    job: list[str],
+    parameters: Mapping[str, str | bool | int],
+    *,
+    preview: bool,
+) -> Result:
+    """Queue a build, then follow the queue item (bounded) until it has a build number."""
+    label = job_label(job)
+    _, specs = await _job_parameters(client, job)
+    form = validate_parameters(job, specs, parameters)
+    shown = describe_parameters(specs, form)
+    safe_params = {s.name: REDACTED if s.secret else form.get(s.name, s.default) for s in specs}
+    if preview:
+        text = "\n".join(
+            [f"Would trigger job {label}" + (" with parameters:" if specs else " (no parameters)"), *shown]
+        )
+        return Result(client.scrub(text), {"job": label, "parameters": safe_params}, diff=None)
+    endpoint = "buildWithParameters" if specs else "build"
+    response = await client.post(f"{job_url_path(job)}{endpoint}", f"triggering job {label}", form)
+    match = _QUEUE_ITEM.search(urlsplit(response.headers.get("Location", "")).path)
+    if match is None:
+        return Result(
+            f"Triggered job {label} (Jenkins answered HTTP {response.status_code} without a queue item).",
+            {"job": label, "queue_item": None, "number": None, "parameters": safe_params},
+        )
+    item_id = int(match.group(1))
+    why = ""
+    for poll in range(settings.queue_max_polls):
+        item = await client.get_json(
+            f"queue/item/{item_id}/",
+            f"queue item {item_id} of job {label}",
+            tree="id,cancelled,why,executable[number]",
+        )
+        executable = item.get("executable") or {}
+        if executable.get("number") is not None:
+            number = int(executable["number"])
+            return Result(
+                f"Triggered job {label}: build #{number} started (queue item {item_id}).",
+                {"job": label, "queue_item": item_id, "number": number, "parameters": safe_params},
+            )
+        if item.get("cancelled"):
+            raise ToolError(
+                f"the queued build of job {label} (queue item {item_id}) was cancelled in Jenkins"
+            )
+        why = str(item.get("why") or "")
+        if poll + 1 < settings.queue_max_polls:
+            await asyncio.sleep(settings.queue_poll_interval)
+    return Result(
+        client.scrub(
+            f"Triggered job {label}: still queued after {settings.queue_max_polls} checks "
+            f"(queue item {item_id})"
+            + (f": {why}" if why else "")
+            + ". Check again with jenkins_last_builds; do not trigger it again."
+        ),
+        {"job": label, "queue_item": item_id, "number": None, "parameters": safe_params},
+    )
+
+
+async def stop_build(client: JenkinsClient, job: list[str], number: int, *, preview: bool) -> Result:
+    label = job_label(job)
+    what = f"build #{number} of job {label}"
+    body = await client.get_json(f"{job_url_path(job)}{number}/", what, tree="number,result,building")
+    if not body.get("building"):
+        return Result(
+            f"Build #{number} of {label} is not running (result {body.get('result')}); nothing to stop.",
+            {"job": label, "number": number, "result": body.get("result"), "building": False},
+        )
+    if preview:
+        return Result(
+            f"Would stop the running build #{number} of job {label} (it ends as ABORTED).",
+            {"job": label, "number": number, "building": True},
+        )
+    await client.post(f"{job_url_path(job)}{number}/stop", f"stopping {what}")
+    return Result(
+        f"Asked Jenkins to stop build #{number} of job {label}.",
+        {"job": label, "number": number, "stop_requested": True},
+    )
+
+
+# --- tools -------------------------------------------------------------------------------------------------
+
+
+def rbac_rule(verb: JobVerb, job: list[str] | None, namespace: str) -> str:
+    """The RBAC rule an administrator adds to let someone ``verb`` ``job`` (all jobs when ``None``)."""
+    names = f', resourceNames: ["{job_label(job)}"]' if job else ""
+    return (
+        f'{{apiGroups: ["{RBAC_GROUP}"], resources: ["{RBAC_RESOURCE}"]{names}, verbs: ["{verb}"]}} '
+        f"in a Role in namespace {namespace} (or a ClusterRole)"
+    )
+
+
+async def authorize(
+    kube: KubeClient,
+    identity: Identity | None,
+    settings: JenkinsSettings,
+    verb: JobVerb,
+    job: list[str] | None,
+) -> None:
+    """Refuse unless the requester's RBAC allows ``verb`` on ``jenkinsjobs.bosun.dev/<job>``.
+
+    ``kube`` is the server's own client: with a requester it creates a SubjectAccessReview (the server
+    needs ``create`` on subjectaccessreviews.authorization.k8s.io); without one (an external client with
+    no configured identity) the server asks about itself, as every Kubernetes tool would then act."""
+    namespace = settings.secret_namespace
+    attributes = {
+        "group": RBAC_GROUP,
+        "resource": RBAC_RESOURCE,
+        "verb": verb,
+        "namespace": namespace,
+        "name": job_label(job) if job else None,
+    }
+    try:
+        status = await kube.access_review(attributes, subject=identity)
+    except KubeError as exc:
+        if exc.status == 403:
+            raise ToolError(
+                "Forbidden: the tool server's own identity may not create "
+                "subjectaccessreviews.authorization.k8s.io, so it cannot check who may use Jenkins; grant it "
+                "create on subjectaccessreviews (the Bosun chart's ClusterRole does)"
+            ) from None
+        raise
+    if status.get("allowed"):
+        return
+    if identity is None:
+        who = "the tool server's own identity"
+    else:
+        who = identity.user + (f" (groups {', '.join(identity.groups)})" if identity.groups else "")
+    target = f'"{job_label(job)}"' if job else "(all jobs)"
+    raise ToolError(
+        f"Forbidden: {who} may not {verb} {RBAC_RESOURCE}.{RBAC_GROUP} {target} {JOB_VERBS[verb]}; "
+        f"Jenkins access follows Kubernetes RBAC: an administrator grants it with the rule "
+        f"{rbac_rule(verb, job, namespace)}"
+    )
+
+
+@asynccontextmanager
+async def _session(
+    verb: JobVerb, job: list[str] | None
+) -> AsyncIterator[tuple[JenkinsClient, JenkinsSettings]]:
+    """A Jenkins session for this call, once the requester's RBAC allows ``verb`` on ``job``; the
+    credentials are read as the server (never as the caller), and not at all for a refused caller."""
+    ctx = current()
+    settings = ctx.settings.jenkins
+    if settings is None:
+        raise ToolError(
+            "Jenkins is not configured on this tool server; an administrator sets BOSUN_TOOLS_JENKINS_SECRET "
+            "to the namespace/name of a Secret with the keys url, user and token"
+        )
+    await authorize(ctx.server_kube, ctx.identity, settings, verb, job)
+    async with jenkins_session(ctx.server_kube, settings) as client:
+        yield client, settings
+
+
+def _out(result: Result, settings: JenkinsSettings, *, keep: Literal["head", "tail"] = "head") -> ToolOutput:
+    truncated = bool(result.data.get("truncated"))
+    return ToolOutput.capped(
+        result.text,
+        cap=settings.console_cap + 512,
+        keep=keep,
+        diff=result.diff,
+        data=result.data,
+        truncated=truncated,
+    )
+
+
+@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
+async def jenkins_list_jobs(folder: FolderPath | None = None) -> ToolOutput:
+    """List Jenkins jobs and folders at the top level or inside a folder."""
+    async with _session("get", list(folder or [])) as (client, settings):
+        return _out(await list_jobs(client, list(folder or [])), settings)
+
+
+@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
+async def jenkins_get_job(job: JobPath) -> ToolOutput:
+    """Show a Jenkins job: state, last builds and its parameter definitions."""
+    async with _session("get", job) as (client, settings):
+        return _out(await get_job(client, job), settings)
+
+
+@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
+async def jenkins_get_build(job: JobPath, number: BuildNumber | None = None) -> ToolOutput:
+    """Show one build of a Jenkins job (default: the last build): result, duration, cause, parameters."""
+    async with _session("get", job) as (client, settings):
+        return _out(await get_build(client, job, number), settings)
+
+
+@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
+async def jenkins_last_builds(job: JobPath, count: Annotated[int, Field(ge=1, le=50)] = 10) -> ToolOutput:
+    """List the most recent builds of a Jenkins job."""
+    async with _session("get", job) as (client, settings):
+        return _out(await last_builds(client, job, count), settings)
+
+
+@bosun_tool(toolset="jenkins", read_only=True, timeout=60)
+async def jenkins_console(
+    job: JobPath,
+    number: BuildNumber | None = None,
+    start: Annotated[int | None, Field(ge=0, description="Byte offset; omit for the tail of the log")] = None,
+    max_bytes: Annotated[int, Field(ge=1024, le=65536)] = 16384,
+) -> ToolOutput:
+    """Read a build's console log: the tail by default, or forward from a byte offset."""
+    async with _session("get", job) as (client, settings):
+        cap = min(max_bytes, settings.console_cap)
+        result = await console(client, job, number, start, cap)
+        return _out(result, settings, keep="tail" if start is None else "head")
+
+
+@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
+async def jenkins_changesets(job: JobPath, number: BuildNumber | None = None) -> ToolOutput:
+    """List the SCM changes (commits, authors, files) in a build."""
+    async with _session("get", job) as (client, settings):
+        return _out(await changesets(client, job, number), settings)
+
+
+@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
+async def jenkins_whoami() -> ToolOutput:
+    """Show which Jenkins user the tool server acts as."""
+    async with _session("get", None) as (client, settings):
+        return _out(await whoami(client), settings)
+
+
+@bosun_tool(toolset="jenkins", timeout=90)
+async def jenkins_trigger_build(
+    job: JobPath,
+    parameters: Annotated[
+        dict[ParameterName, ParameterValue] | None, Field(description="Build parameters by name")
+    ] = None,
+) -> ToolOutput:
+    """Trigger a Jenkins build with parameters and return its build number once it leaves the queue."""
+    async with _session("create", job) as (client, settings):
+        result = await trigger_build(client, settings, job, dict(parameters or {}), preview=current().preview)
+        return _out(result, settings)
+
+
+@bosun_tool(toolset="jenkins", destructive=True, idempotent=True, timeout=30)
+async def jenkins_stop_build(job: JobPath, number: BuildNumber) -> ToolOutput:
+    """Stop (abort) a running Jenkins build."""
+    async with _session("delete", job) as (client, settings):
+        return _out(await stop_build(client, job, number, preview=current().preview), settings)

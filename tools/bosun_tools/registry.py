@@ -1,0 +1,284 @@
+"""The one safety registry of Bosun's tools, and how tools are served.
+
+The operator's approval gate asks ``safety_of(name)`` (safety rule 1): the facts live next to the tool's
+code, recorded by the ``bosun_tool`` decorator, and MCP annotations are derived from the same facts so
+hints and policy cannot drift apart. Anything not registered here is treated as mutating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+from fastmcp.exceptions import ToolError
+from pydantic import Field
+
+from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.output import ToolOutput
+
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
+    from fastmcp.server.auth import AuthCheck
+
+    from bosun_tools.server import ToolSettings
+
+Toolset = Literal["kubernetes", "helm", "rollouts", "jenkins"]
+TOOLSETS: tuple[Toolset, ...] = ("kubernetes", "helm", "rollouts", "jenkins")
+# Modules that register tools when imported. safety_of() imports them first so that a gate asking about
+# e.g. a helm tool never gets "unknown, hence mutating" just because nothing imported helm yet.
+TOOLSET_MODULES: tuple[str, ...] = tuple(f"bosun_tools.{name}" for name in TOOLSETS)
+READ_ONLY_TAG = "read-only"
+MUTATING_TAG = "mutating"
+
+# ----- argument types shared by every toolset --------------------------------------------------------------
+# Patterns are deliberately short (they are sent to the model with every schema) yet exclude spaces,
+# leading dashes and anything but DNS characters, so no value can ever become a flag or a second word.
+
+K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", max_length=253)]
+Namespace = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)]
+DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)]
+Kind = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9.-]*$", max_length=120)]
+Selector = Annotated[str, Field(pattern=r"^[A-Za-z0-9 ._/=!,()-]*$", max_length=512)]
+Image = Annotated[str, Field(pattern=r"^[a-z0-9][a-zA-Z0-9._/:@-]*$", max_length=512)]
+
+
+@dataclass(frozen=True)
+class ToolSafety:
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    toolset: str
+
+
+UNKNOWN_TOOL = ToolSafety(read_only=False, destructive=True, idempotent=False, toolset="unknown")
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may use during one call; built by the server from the request.
+
+    ``kube`` impersonates the caller's identity and is the only client a tool may use for work a person
+    asked for. ``server_kube`` is the server's own identity, for reading configuration the model must never
+    choose (e.g. the Jenkins credentials Secret named in settings) and for asking the API server what the
+    requester may do where Kubernetes RBAC does not apply by itself (Jenkins).
+    """
+
+    kube: KubeClient
+    server_kube: KubeClient
+    identity: Identity | None
+    preview: bool
+    settings: ToolSettings
+    tool: str
+
+
+_current: ContextVar[ToolContext] = ContextVar("bosun_tool_context")
+
+
+def current() -> ToolContext:
+    """The context of the tool call in progress."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise ToolError("internal: tool called outside a Bosun tool server request") from None
+
+
+ToolFn = Callable[..., Awaitable[ToolOutput]]
+F = TypeVar("F", bound=ToolFn)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    fn: ToolFn
+    safety: ToolSafety
+    timeout: float
+    description: str
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self._specs: dict[str, ToolSpec] = {}
+
+    def tool(
+        self,
+        *,
+        toolset: Toolset,
+        read_only: bool = False,
+        destructive: bool = False,
+        idempotent: bool = False,
+        timeout: float = 30.0,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Record a tool's safety facts and make it servable; the docstring's first paragraph is the
+        description sent to models, so keep it to one short sentence."""
+
+        def decorate(fn: F) -> F:
+            tool_name = name or fn.__name__
+            if tool_name in self._specs and self._specs[tool_name].fn is not fn:
+                raise ValueError(f"tool {tool_name} is registered twice; tool names must be unique")
+            doc = inspect.getdoc(fn) or tool_name
+            safety = ToolSafety(
+                read_only=read_only,
+                destructive=destructive and not read_only,
+                idempotent=idempotent or read_only,
+                toolset=toolset,
+            )
+            self._specs[tool_name] = ToolSpec(tool_name, fn, safety, timeout, doc.split("\n\n")[0].strip())
+            return fn
+
+        return decorate
+
+    def specs(self, toolset: str | None = None) -> list[ToolSpec]:
+        return [s for s in self._specs.values() if toolset is None or s.safety.toolset == toolset]
+
+    def get(self, name: str) -> ToolSpec | None:
+        return self._specs.get(name)
+
+    def safety_of(self, tool_name: str) -> ToolSafety:
+        spec = self._specs.get(tool_name)
+        return spec.safety if spec is not None else UNKNOWN_TOOL
+
+
+REGISTRY = ToolRegistry()
+bosun_tool = REGISTRY.tool
+
+
+@functools.cache
+def load_toolsets() -> tuple[str, ...]:
+    """Import every toolset module that exists (once per process); returns the names loaded."""
+    loaded = []
+    for module in TOOLSET_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+            loaded.append(module.rsplit(".", 1)[1])
+    return tuple(loaded)
+
+
+def safety_of(tool_name: str) -> ToolSafety:
+    """Safety facts of a tool; unknown names are mutating, destructive and not idempotent."""
+    load_toolsets()
+    return REGISTRY.safety_of(tool_name)
+
+
+def tags_of(spec: ToolSpec) -> set[str]:
+    """Tags clients filter on to load toolsets on demand: the toolset name plus read-only/mutating."""
+    return {spec.safety.toolset, READ_ONLY_TAG if spec.safety.read_only else MUTATING_TAG}
+
+
+# ----- serving ---------------------------------------------------------------------------------------------
+
+ContextFactory = Callable[[ToolSpec], ToolContext]
+
+
+def describe_kube_error(exc: KubeError, tool: str, args: dict[str, Any], identity: Identity | None) -> str:
+    """Turn an API error into a message that names the object, who asked, and what to do next."""
+    namespace = args.get("namespace")
+    where = f" in namespace {namespace}" if namespace else ""
+    who = identity.user if identity else "the tool server's own identity"
+    if exc.status == 404 and exc.reason == "NotFound":
+        message = exc.message if "namespace" in exc.message or not where else f"{exc.message}{where}"
+        return f"NotFound: {message}; check the name and namespace (e.g. with k8s_list)"
+    if exc.status == 403:
+        return (
+            f"Forbidden: {exc.message} (as {who}); "
+            "the requester needs an RBAC role granting this, or a different request"
+        )
+    if exc.status == 409 and exc.reason == "AlreadyExists":
+        return f"AlreadyExists: {exc.message}; choose another name or change the existing object"
+    if exc.status == 409 and "Apply failed" in exc.message:
+        return f"Conflict: {exc.message}; pass force=true to take over these fields from their manager"
+    if exc.status == 409:
+        return f"Conflict: {exc.message}; read the object again and retry"
+    if exc.status == 422 or exc.reason in ("Invalid", "BadRequest"):
+        return f"{exc.reason}: {exc.message}; fix the arguments of {tool}"
+    return f"{exc.reason}: {exc.message}"
+
+
+def servable(spec: ToolSpec, make_context: ContextFactory) -> ToolFn:
+    """Wrap a tool so every call runs with its request context, its timeout, and clean errors."""
+
+    @functools.wraps(spec.fn)
+    async def run(*args: Any, **kwargs: Any) -> ToolOutput:
+        ctx = make_context(spec)
+        token = _current.set(ctx)
+        try:
+            return await asyncio.wait_for(spec.fn(*args, **kwargs), timeout=spec.timeout)
+        except TimeoutError:
+            raise ToolError(
+                f"{spec.name} timed out after {spec.timeout:g}s and was cancelled; "
+                "narrow the request (namespace, selector, tail) or retry later"
+            ) from None
+        except KubeError as exc:
+            raise ToolError(describe_kube_error(exc, spec.name, kwargs, ctx.identity)) from None
+        finally:
+            _current.reset(token)
+
+    return run
+
+
+def register(
+    mcp: FastMCP,
+    specs: list[ToolSpec],
+    make_context: ContextFactory,
+    mutating_auth: AuthCheck | None = None,
+) -> None:
+    """Serve ``specs`` on ``mcp``; mutating tools additionally carry ``mutating_auth`` so callers without
+    the right are neither shown them nor allowed to call them."""
+    from fastmcp.tools import FunctionTool
+    from mcp_types import ToolAnnotations
+
+    for spec in specs:
+        safety = spec.safety
+        tool = FunctionTool.from_function(
+            servable(spec, make_context),
+            name=spec.name,
+            description=spec.description,
+            tags=tags_of(spec),
+            annotations=ToolAnnotations(
+                read_only_hint=safety.read_only,
+                destructive_hint=safety.destructive,
+                idempotent_hint=safety.idempotent,
+                open_world_hint=safety.toolset == "jenkins",
+            ),
+            meta={"bosun.dev/toolset": safety.toolset},
+            auth=None if safety.read_only else mutating_auth,
+        )
+        # An undeclared argument is a validation error, never silently ignored, and the served schema says
+        # so: a client (or the operator's pre-flight check) can refuse it before anything is proposed.
+        tool.parameters = {**_lean_schema(tool.parameters), "additionalProperties": False}
+        mcp.add_tool(tool)
+
+
+def _lean_schema(schema: Any) -> Any:
+    """Drop JSON-schema noise models do not need (titles, ``null`` defaults and alternatives, lengths of
+    patterned strings): a few hundred bytes a tool. Arguments are still validated against the full
+    signature."""
+    if isinstance(schema, list):
+        return [_lean_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "maxLength" and "pattern" in schema:
+            continue
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {prop: _lean_schema(sub) for prop, sub in value.items()}
+            continue
+        out[key] = _lean_schema(value)
+    if out.get("default", 0) is None:
+        del out["default"]
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        # Optional parameters are simply left out by callers; "or null" only costs tokens.
+        del out["anyOf"]
+        out.update(next(o for o in options if o != {"type": "null"}))
+    return out

@@ -1,0 +1,203 @@
+"""Assembles the FastMCP server: toolsets, who may call what, and as whom.
+
+Trust model (contract 3): an in-process caller (the operator's ``fastmcp.Client(server)``) and an HTTP
+caller presenting the operator token are trusted: they may pass the identity to impersonate in ``_meta``
+and may call mutating tools. Every other token runs as the configured external identity and sees only
+read-only tools, unless mutations for external clients are explicitly enabled.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.server.auth import AccessToken, AuthContext, TokenVerifier
+from fastmcp.server.dependencies import get_access_token, get_context
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from bosun_tools.helm import HelmSettings
+from bosun_tools.jenkins import JenkinsSettings
+from bosun_tools.kube import Identity, KubeClient
+from bosun_tools.registry import REGISTRY, TOOLSETS, ToolContext, ToolSpec, load_toolsets, register
+
+IDENTITY_META = "bosun.dev/identity"
+MODE_META = "bosun.dev/mode"
+SCOPE_READ = "bosun:read"
+SCOPE_MUTATE = "bosun:mutate"
+SCOPE_IMPERSONATE = "bosun:impersonate"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """Everything the tool server is configured with; no field is ever chosen by a model."""
+
+    kubeconfig: str | None = None  # None: $KUBECONFIG, else the in-cluster service account
+    context: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8765
+    operator_token: str | None = None
+    external_token: str | None = None
+    allow_external_mutations: bool = False
+    # Who external (untrusted) clients act as; None means the server's own identity.
+    external_identity: Identity | None = None
+    toolsets: tuple[str, ...] = TOOLSETS
+    helm: HelmSettings = field(default_factory=HelmSettings)
+    # None: the Jenkins tools answer that no Jenkins is configured.
+    jenkins: JenkinsSettings | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ToolSettings:
+        env = os.environ if env is None else env
+        user = env.get("BOSUN_TOOLS_EXTERNAL_USER")
+        groups = tuple(g for g in env.get("BOSUN_TOOLS_EXTERNAL_GROUPS", "").split(",") if g.strip())
+        toolsets = tuple(t.strip() for t in env.get("BOSUN_TOOLS_TOOLSETS", ",".join(TOOLSETS)).split(","))
+        return cls(
+            kubeconfig=env.get("KUBECONFIG") or None,
+            context=env.get("BOSUN_TOOLS_KUBE_CONTEXT") or None,
+            host=env.get("BOSUN_TOOLS_HOST", "127.0.0.1"),
+            port=int(env.get("BOSUN_TOOLS_PORT", "8765")),
+            operator_token=env.get("BOSUN_TOOLS_OPERATOR_TOKEN") or None,
+            external_token=env.get("BOSUN_TOOLS_EXTERNAL_TOKEN") or None,
+            allow_external_mutations=_flag(env.get("BOSUN_TOOLS_ALLOW_EXTERNAL_MUTATIONS")),
+            external_identity=Identity(user, tuple(g.strip() for g in groups)) if user else None,
+            toolsets=tuple(t for t in toolsets if t),
+            helm=HelmSettings(
+                binary=env.get("BOSUN_TOOLS_HELM", "helm"),
+                kubeconfig=env.get("KUBECONFIG") or None,
+                repositories=_pairs(env.get("BOSUN_TOOLS_HELM_REPOSITORIES", "")),
+                charts=_pairs(env.get("BOSUN_TOOLS_HELM_CHARTS", "")),
+            ),
+            jenkins=_jenkins(env.get("BOSUN_TOOLS_JENKINS_SECRET", "")),
+        )
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``name=value,name=value`` (how lists of repositories or charts fit in one env variable)."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"expected name=value in {text!r}, got {item!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _jenkins(ref: str) -> JenkinsSettings | None:
+    if not ref:
+        return None
+    namespace, sep, name = ref.partition("/")
+    if not sep or not namespace or not name:
+        raise ValueError(f"BOSUN_TOOLS_JENKINS_SECRET must be <namespace>/<name>, got {ref!r}")
+    return JenkinsSettings(secret_namespace=namespace, secret_name=name)
+
+
+class BearerTokens(TokenVerifier):
+    """Two static bearer tokens mapped to scopes, compared in constant time."""
+
+    def __init__(self, settings: ToolSettings) -> None:
+        super().__init__()
+        external = [SCOPE_READ, SCOPE_MUTATE] if settings.allow_external_mutations else [SCOPE_READ]
+        self._tokens: list[tuple[str, str, list[str]]] = []
+        if settings.operator_token:
+            scopes = [SCOPE_READ, SCOPE_MUTATE, SCOPE_IMPERSONATE]
+            self._tokens.append((settings.operator_token, "bosun-operator", scopes))
+        if settings.external_token:
+            self._tokens.append((settings.external_token, "external", external))
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        found: AccessToken | None = None
+        for secret, client_id, scopes in self._tokens:  # no early exit: timing must not reveal which
+            if hmac.compare_digest(secret.encode(), token.encode()):
+                found = AccessToken(token=token, client_id=client_id, scopes=list(scopes))
+        return found
+
+
+def may_mutate(ctx: AuthContext) -> bool:
+    """No token means an in-process caller: HTTP requests without a token never get this far (401)."""
+    return ctx.token is None or SCOPE_MUTATE in ctx.token.scopes
+
+
+def parse_identity(raw: Any) -> Identity | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("user"), str) or not raw["user"]:
+        raise ToolError(f'_meta "{IDENTITY_META}" must be {{"user": "<name>", "groups": [...]}}; got {raw!r}')
+    groups = raw.get("groups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ToolError(f'_meta "{IDENTITY_META}".groups must be a list of strings; got {groups!r}')
+    return Identity(raw["user"], tuple(groups))
+
+
+class _LazyKube:
+    """The server's own client, created on first use so a server can be built (and its schemas listed)
+    without cluster credentials."""
+
+    def __init__(self, settings: ToolSettings, kube: KubeClient | None) -> None:
+        self._settings = settings
+        self._kube = kube
+
+    def get(self) -> KubeClient:
+        if self._kube is None:
+            try:
+                self._kube = KubeClient.from_kubeconfig(
+                    self._settings.kubeconfig, context=self._settings.context
+                )
+            except Exception as exc:
+                raise ToolError(
+                    f"cannot load Kubernetes credentials ({exc}); set KUBECONFIG or run in a pod "
+                    "with a service account"
+                ) from exc
+        return self._kube
+
+
+def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | None = None) -> FastMCP:
+    """The Bosun tool server. ``kube`` (optional) is the server's own client; the caller then owns it."""
+    settings = settings or ToolSettings()
+    auth = BearerTokens(settings) if (settings.operator_token or settings.external_token) else None
+    mcp = FastMCP("bosun-tools", auth=auth, mask_error_details=True)
+    own = _LazyKube(settings, kube)
+
+    def make_context(spec: ToolSpec) -> ToolContext:
+        request = get_context().request_context
+        meta: Mapping[str, Any] = (request.meta if request is not None else None) or {}
+        token = get_access_token()
+        if not spec.safety.read_only and not (token is None or SCOPE_MUTATE in token.scopes):
+            raise ToolError(f"{spec.name} is a mutating tool and this client may only call read-only tools")
+        trusted = token is None or SCOPE_IMPERSONATE in token.scopes
+        identity = parse_identity(meta.get(IDENTITY_META)) if trusted else settings.external_identity
+        mode = meta.get(MODE_META, "execute")
+        if mode not in ("preview", "execute"):
+            raise ToolError(f'_meta "{MODE_META}" must be "preview" or "execute"; got {mode!r}')
+        server_kube = own.get()
+        return ToolContext(
+            kube=server_kube.impersonating(identity),
+            server_kube=server_kube,
+            identity=identity,
+            preview=mode == "preview",
+            settings=settings,
+            tool=spec.name,
+        )
+
+    load_toolsets()
+    for toolset in settings.toolsets:
+        if toolset not in TOOLSETS:
+            raise ValueError(
+                f"unknown toolset {toolset!r} in settings; known toolsets: {', '.join(TOOLSETS)}"
+            )
+        register(mcp, REGISTRY.specs(toolset), make_context, may_mutate)
+
+    @mcp.custom_route("/healthz", methods=["GET"], include_in_schema=False)
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return mcp
