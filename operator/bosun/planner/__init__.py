@@ -1,0 +1,43 @@
+"""Planning for Bosun: what the operator core calls to turn a request into an answer or a proposal.
+
+``propose_plan`` runs the LangGraph/LiteLLM loop when a model is configured and the offline planner when
+not; ``judge_outcome`` is the short model check after objective verification.
+"""
+
+from __future__ import annotations
+
+from bosun.gateway import ToolGateway
+from bosun.planner.graph import Planner
+from bosun.planner.judge import judge_outcome
+from bosun.planner.offline import NEEDS_MODEL, plan_offline
+from bosun.planner.types import (
+    InvestigationRecord,
+    Judgement,
+    ModelSettings,
+    Outcome,
+    PlannedCall,
+    PlanningContext,
+    PlanResult,
+    Usage,
+)
+
+__all__ = [
+    "NEEDS_MODEL",
+    "InvestigationRecord",
+    "Judgement",
+    "ModelSettings",
+    "Outcome",
+    "PlanResult",
+    "PlannedCall",
+    "PlanningContext",
+    "Usage",
+    "judge_outcome",
+    "propose_plan",
+]
+
+
+async def propose_plan(ctx: PlanningContext, gateway: ToolGateway, model: ModelSettings | None) -> PlanResult:
+    """Plan one iteration of ``ctx``; raises ``bosun.gateway.ToolServerUnavailable`` if tools are down."""
+    if model is None:
+        return await plan_offline(ctx, gateway)
+    return await Planner(ctx, gateway, model).run()
