@@ -1,0 +1,210 @@
+"""Generate ``crds/`` from the pydantic models: ``python -m bosun.crdgen crds/``.
+
+The models are the one source of the schemas; a unit test regenerates into a temporary directory and fails
+when ``crds/`` is stale. Besides the two CRDs this writes the admission policy that stamps identities
+(``identity-policy.yaml``): the API server, not client YAML, says who created a task or a grant and who
+set ``approve=true`` (safety rule 2).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from bosun import identity
+from bosun.models import (
+    GROUP,
+    VERSION,
+    AgentTaskSpec,
+    AgentTaskStatus,
+    ApprovalGrantSpec,
+    ApprovalGrantStatus,
+)
+
+_DROP = frozenset({"title", "additionalProperties", "$defs"})
+
+
+def structural(model: type[BaseModel], *, keep_defaults: bool) -> dict[str, Any]:
+    """A structural OpenAPI v3 schema (what CRDs require) from a pydantic model's JSON schema: refs
+    inlined, ``anyOf [T, null]`` made plain optional ``T``, titles dropped, descriptions kept."""
+    raw = model.model_json_schema(by_alias=True, mode="serialization")
+    defs: dict[str, Any] = raw.get("$defs", {})
+
+    def walk(node: Any, top: bool) -> Any:
+        if isinstance(node, list):
+            return [walk(item, False) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            target = defs[node["$ref"].rsplit("/", 1)[-1]]
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return walk({**target, **rest}, top)
+        options = node.get("anyOf")
+        if isinstance(options, list):
+            concrete = [o for o in options if o != {"type": "null"}]
+            if len(concrete) == 1:
+                rest = {k: v for k, v in node.items() if k != "anyOf"}
+                rest.pop("default", None)
+                return walk({**concrete[0], **rest}, top)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _DROP or (key == "default" and not (keep_defaults and top)):
+                continue
+            if key == "const":
+                out["enum"] = [value]
+            elif key == "properties":
+                out[key] = {name: walk(sub, keep_defaults and node is raw) for name, sub in value.items()}
+            else:
+                out[key] = walk(value, False)
+        if out.get("x-kubernetes-preserve-unknown-fields"):
+            out["type"] = "object"
+        return out
+
+    schema: dict[str, Any] = walk(raw, True)
+    return schema
+
+
+def _columns(*columns: tuple[str, str, str, int]) -> list[dict[str, Any]]:
+    out = []
+    for name, kind, path, priority in columns:
+        column: dict[str, Any] = {"name": name, "type": kind, "jsonPath": path}
+        if priority:
+            column["priority"] = priority
+        out.append(column)
+    return out
+
+
+def crd(
+    *,
+    kind: str,
+    plural: str,
+    short_names: list[str],
+    description: str,
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short_names,
+                "categories": ["bosun"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": structural(spec, keep_defaults=True),
+                                "status": structural(status, keep_defaults=False),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def agenttask_crd() -> dict[str, Any]:
+    return crd(
+        kind="AgentTask",
+        plural="agenttasks",
+        short_names=["agt", "task"],
+        description="A request to Bosun, the AI operations agent: it investigates with read-only tools, "
+        "proposes exact mutating calls with dry-run diffs, waits for an ApprovalGrant (or the annotation "
+        "approve=true) bound to that proposal, executes it as the requester, verifies and records the story.",
+        spec=AgentTaskSpec,
+        status=AgentTaskStatus,
+        columns=_columns(
+            ("Phase", "string", ".status.phase", 0),
+            ("Pending", "integer", ".status.pendingSteps", 0),
+            ("Requester", "string", ".status.requester.user", 0),
+            ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', 0),
+            ("Age", "date", ".metadata.creationTimestamp", 0),
+            ("Hash", "string", ".status.proposal.hash", 1),
+            ("Request", "string", ".spec.request", 1),
+        ),
+    )
+
+
+def approvalgrant_crd() -> dict[str, Any]:
+    return crd(
+        kind="ApprovalGrant",
+        plural="approvalgrants",
+        short_names=["ag", "grant"],
+        description="One decision (Approve or Deny) about one AgentTask proposal, bound to its hash. "
+        "The approver is the authenticated user who created it; grants are immutable.",
+        spec=ApprovalGrantSpec,
+        status=ApprovalGrantStatus,
+        columns=_columns(
+            ("Task", "string", ".spec.taskRef.name", 0),
+            ("Decision", "string", ".spec.decision", 0),
+            ("State", "string", ".status.state", 0),
+            ("Approver", "string", ".status.approver.user", 0),
+            ("Age", "date", ".metadata.creationTimestamp", 0),
+            ("Reason", "string", ".status.reason", 1),
+        ),
+    )
+
+
+def dump(documents: list[dict[str, Any]]) -> str:
+    header = "# Generated by `python -m bosun.crdgen crds/` from operator/bosun/models.py; do not edit.\n"
+    return header + yaml.safe_dump_all(documents, sort_keys=False, width=1000, allow_unicode=True)
+
+
+def manifests() -> dict[str, str]:
+    """File name -> content of everything in ``crds/``."""
+    return {
+        f"{GROUP}_agenttasks.yaml": dump([agenttask_crd()]),
+        f"{GROUP}_approvalgrants.yaml": dump([approvalgrant_crd()]),
+        "identity-policy.yaml": dump(identity.admission_policies()),
+    }
+
+
+def write(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in manifests().items():
+        path = directory / name
+        path.write_text(content)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m bosun.crdgen DIRECTORY", file=sys.stderr)
+        return 2
+    for path in write(Path(args[0])):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

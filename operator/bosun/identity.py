@@ -1,0 +1,186 @@
+"""Who asked and who approved, as the API server authenticated them (safety rule 2).
+
+A MutatingAdmissionPolicy (GA in Kubernetes 1.36; generated into ``crds/identity-policy.yaml``) stamps the
+authenticated user and groups into annotations at admission, overwriting whatever a client wrote:
+
+- AgentTask CREATE: ``bosun.dev/requester`` and ``bosun.dev/requester-groups``;
+- AgentTask UPDATE that sets or changes the ``approve`` annotation: ``bosun.dev/approved-by`` (+ groups);
+- ApprovalGrant CREATE: ``bosun.dev/approver`` (+ groups).
+
+On UPDATE the stamped annotations are restored from the stored object, so they cannot be edited later;
+the operator copies the requester into ``status.requester`` at first sight anyway (status needs its own
+RBAC). The operator refuses to trust these annotations unless the policy is installed (fail closed; see
+``policy_installed`` in the handlers), because without it they would be ordinary client input.
+
+Annotation approvals are recorded as ApprovalGrants created by the operator; such a grant's stamped creator
+is the operator itself, so only then is ``bosun.dev/on-behalf-of`` (copied from the task's stamped
+``approved-by``) believed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bosun_tools.kube import Identity
+
+from bosun.models import GROUP, UserRef
+
+POLICY_NAME = "bosun-identity"
+REQUESTER = f"{GROUP}/requester"
+REQUESTER_GROUPS = f"{GROUP}/requester-groups"
+APPROVED_BY = f"{GROUP}/approved-by"
+APPROVED_BY_GROUPS = f"{GROUP}/approved-by-groups"
+APPROVER = f"{GROUP}/approver"
+APPROVER_GROUPS = f"{GROUP}/approver-groups"
+ON_BEHALF_OF = f"{GROUP}/on-behalf-of"
+ON_BEHALF_OF_GROUPS = f"{GROUP}/on-behalf-of-groups"
+APPROVE_ANNOTATION = "approve"
+"""``kubectl annotate agenttask X approve=true``: short on purpose, it is what people type."""
+
+
+_GROUPS_EXPR = "has(request.userInfo.groups) ? request.userInfo.groups.join(',') : ''"
+
+
+def _annotations_expr(keys: tuple[str, str]) -> str:
+    user, groups = keys
+    return (
+        f'Object{{metadata: Object.metadata{{annotations: {{"{user}": request.userInfo.username, '
+        f'"{groups}": {_GROUPS_EXPR}}}}}}}'
+    )
+
+
+def _restore_expr(keys: tuple[str, ...]) -> str:
+    """Put back the stamped annotations the stored object had (absent ones stay as the client sent)."""
+    entries = ", ".join(f'"{key}": oldObject.metadata.annotations["{key}"]' for key in keys)
+    condition = " && ".join(f'"{key}" in oldObject.metadata.annotations' for key in keys)
+    return f"{condition} ? Object{{metadata: Object.metadata{{annotations: {{{entries}}}}}}} : Object{{}}"
+
+
+def _policy(
+    name: str, resource: str, operations: list[str], conditions: list[dict[str, str]], expr: str
+) -> Any:
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicy",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "bosun"}},
+            "spec": {
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "IfNeeded",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "operations": operations,
+                            "resources": [resource],
+                        }
+                    ]
+                },
+                "matchConditions": conditions,
+                "mutations": [
+                    {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": expr}}
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicyBinding",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "bosun"}},
+            "spec": {"policyName": name},
+        },
+    ]
+
+
+def admission_policies() -> list[dict[str, Any]]:
+    """The policies (and bindings) that stamp identities; fail closed (``failurePolicy: Fail``)."""
+    has_old = "has(oldObject.metadata.annotations)"
+
+    def same(key: str) -> str:
+        return (
+            f"(({has_old} && '{key}' in oldObject.metadata.annotations) ? "
+            f"oldObject.metadata.annotations['{key}'] : '') == "
+            f"object.metadata.annotations[?'{key}'].orValue('')"
+        )
+
+    # Stamp when approve is set or changed, and also when a client writes approved-by itself: then the
+    # writer becomes the recorded approver, which is the truth about who re-affirmed the approval.
+    approve_changed = (
+        f"has(object.metadata.annotations) && '{APPROVE_ANNOTATION}' in object.metadata.annotations && "
+        f"!({same(APPROVE_ANNOTATION)} && {same(APPROVED_BY)} && {same(APPROVED_BY_GROUPS)})"
+    )
+    return [
+        *_policy(
+            f"{POLICY_NAME}-task-requester",
+            "agenttasks",
+            ["CREATE"],
+            [],
+            _annotations_expr((REQUESTER, REQUESTER_GROUPS)),
+        ),
+        *_policy(
+            f"{POLICY_NAME}-task-keep",
+            "agenttasks",
+            ["UPDATE"],
+            [{"name": "had-requester", "expression": has_old}],
+            _restore_expr((REQUESTER, REQUESTER_GROUPS)),
+        ),
+        *_policy(
+            f"{POLICY_NAME}-task-approve",
+            "agenttasks",
+            ["UPDATE"],
+            [{"name": "approve-changed", "expression": approve_changed}],
+            _annotations_expr((APPROVED_BY, APPROVED_BY_GROUPS)),
+        ),
+        *_policy(
+            f"{POLICY_NAME}-grant-approver",
+            "approvalgrants",
+            ["CREATE"],
+            [],
+            _annotations_expr((APPROVER, APPROVER_GROUPS)),
+        ),
+        *_policy(
+            f"{POLICY_NAME}-grant-keep",
+            "approvalgrants",
+            ["UPDATE"],
+            [{"name": "had-approver", "expression": has_old}],
+            _restore_expr((APPROVER, APPROVER_GROUPS)),
+        ),
+    ]
+
+
+def policy_names() -> list[str]:
+    return [
+        doc["metadata"]["name"] for doc in admission_policies() if doc["kind"] == "MutatingAdmissionPolicy"
+    ]
+
+
+def _user(annotations: Mapping[str, str], user_key: str, groups_key: str) -> UserRef | None:
+    user = annotations.get(user_key)
+    if not user:
+        return None
+    groups = [g for g in annotations.get(groups_key, "").split(",") if g]
+    return UserRef(user=user, groups=groups)
+
+
+def requester_of(meta: Mapping[str, Any]) -> UserRef | None:
+    return _user(meta.get("annotations") or {}, REQUESTER, REQUESTER_GROUPS)
+
+
+def annotation_approver_of(meta: Mapping[str, Any]) -> UserRef | None:
+    """Who last set ``approve`` on a task."""
+    return _user(meta.get("annotations") or {}, APPROVED_BY, APPROVED_BY_GROUPS)
+
+
+def approver_of(meta: Mapping[str, Any], operator: Identity | None) -> UserRef | None:
+    """The authenticated decider of a grant: its creator, or for the operator's own annotation-approval
+    records the user the operator recorded from the task's stamped annotation."""
+    annotations = meta.get("annotations") or {}
+    creator = _user(annotations, APPROVER, APPROVER_GROUPS)
+    if creator is not None and operator is not None and creator.user == operator.user:
+        return _user(annotations, ON_BEHALF_OF, ON_BEHALF_OF_GROUPS) or creator
+    return creator
+
+
+def as_identity(user: UserRef) -> Identity:
+    return Identity(user.user, tuple(g for g in user.groups if g != "system:authenticated"))

@@ -1,0 +1,174 @@
+"""The operator's own API access (its ServiceAccount, never a requester's): task and grant status, grants
+recorded from annotations, Events, and the checks that decide whether identities can be trusted."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from bosun_tools.kube import Identity, KubeClient, KubeError, ResourceInfo
+
+from bosun import identity
+from bosun.executor import Claim, StepClaimLost
+from bosun.models import API_VERSION, AgentTaskStatus, ApprovalGrantStatus
+
+EVENT_MESSAGE_CAP = 1000
+
+log = logging.getLogger("bosun")
+
+
+class Store:
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+        self._infos: dict[str, ResourceInfo] = {}
+        self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
+
+    async def _info(self, resource: str) -> ResourceInfo:
+        if resource not in self._infos:
+            self._infos[resource] = await self.kube.resolve(resource)
+        return self._infos[resource]
+
+    async def tasks(self) -> ResourceInfo:
+        return await self._info("agenttasks.bosun.dev")
+
+    async def grants(self) -> ResourceInfo:
+        return await self._info("approvalgrants.bosun.dev")
+
+    async def get_task(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.kube.get(await self.tasks(), name, namespace)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list_tasks(self, namespace: str | None) -> list[dict[str, Any]]:
+        listing = await self.kube.list(await self.tasks(), namespace)
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return items
+
+    async def write_task_status(
+        self, namespace: str, name: str, status: AgentTaskStatus, claim: Claim | None = None
+    ) -> AgentTaskStatus:
+        """Replace the whole status (JSON patch ``add /status``); returns what the server stored, so the
+        caller knows the write is durable before it acts on it. A ``claim`` becomes JSON-patch ``test``
+        operations, so the API server applies the write only if the step is still as the caller read it."""
+        ops: list[dict[str, Any]] = []
+        if claim is not None:
+            base = f"/status/steps/{claim.index}"
+            ops = [
+                {"op": "test", "path": f"{base}/id", "value": claim.id},
+                {"op": "test", "path": f"{base}/state", "value": claim.state},
+                {"op": "test", "path": f"{base}/attempts", "value": claim.attempts},
+            ]
+        ops.append({"op": "add", "path": "/status", "value": status.wire()})
+        try:
+            stored = await self.kube.patch(
+                await self.tasks(), name, ops, namespace, patch_type="json", subresource="status"
+            )
+        except KubeError as exc:
+            if claim is not None and exc.status in (409, 422):
+                where = f"agenttask {namespace}/{name}"
+                raise StepClaimLost(
+                    f"step {claim.id} of {where} changed under this operator ({exc.message})"
+                ) from exc
+            raise
+        return AgentTaskStatus.model_validate(stored.get("status") or {})
+
+    async def annotate_task(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        await self.kube.patch(await self.tasks(), name, {"metadata": {"annotations": annotations}}, namespace)
+
+    async def delete_task(self, namespace: str, name: str) -> None:
+        try:
+            await self.kube.delete(await self.tasks(), name, namespace)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
+    async def list_grants(self, namespace: str) -> list[dict[str, Any]]:
+        listing = await self.kube.list(await self.grants(), namespace)
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return sorted(
+            items, key=lambda g: (g["metadata"].get("creationTimestamp", ""), g["metadata"]["name"])
+        )
+
+    async def write_grant_status(self, namespace: str, name: str, status: ApprovalGrantStatus) -> None:
+        await self.kube.patch(
+            await self.grants(),
+            name,
+            [{"op": "add", "path": "/status", "value": status.wire()}],
+            namespace,
+            patch_type="json",
+            subresource="status",
+        )
+
+    async def create_grant(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create (or find, after a crash between create and annotation removal) an operator grant."""
+        try:
+            return await self.kube.create(await self.grants(), body, namespace)
+        except KubeError as exc:
+            if exc.status == 409:
+                return await self.kube.get(await self.grants(), body["metadata"]["name"], namespace)
+            raise
+
+    async def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``obj``; best effort, an audit trail entry must never stop the work."""
+        meta = obj["metadata"]
+        moment = datetime.now(UTC)
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        flat = " ".join(message.split())
+        text = flat if len(flat) <= EVENT_MESSAGE_CAP else flat[: EVENT_MESSAGE_CAP - 1] + "…"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", API_VERSION),
+                "kind": obj.get("kind", "AgentTask"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": text,
+            "type": type_,
+            "source": {"component": "bosun"},
+            "reportingComponent": "bosun.dev/operator",
+            "reportingInstance": self.instance[:128],
+            "action": reason,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "eventTime": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "count": 1,
+        }
+        try:
+            await self.kube.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", json=event)
+        except KubeError as exc:
+            log.warning("could not post Event %s about %s: %s", reason, meta["name"], exc)
+
+    async def whoami(self) -> Identity:
+        review = await self.kube.request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        info = review.get("status", {}).get("userInfo", {})
+        return Identity(info.get("username", ""), tuple(info.get("groups", [])))
+
+    async def missing_policies(self) -> list[str]:
+        """Identity policies not installed (empty: annotations stamped at admission can be trusted)."""
+        missing = []
+        for name in identity.policy_names():
+            for kind in ("mutatingadmissionpolicies", "mutatingadmissionpolicybindings"):
+                try:
+                    await self.kube.request("GET", f"/apis/admissionregistration.k8s.io/v1/{kind}/{name}")
+                except KubeError as exc:
+                    if exc.status in (403, 404):
+                        missing.append(f"{kind}/{name}")
+                        continue
+                    raise
+        return missing

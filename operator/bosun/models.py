@@ -1,0 +1,437 @@
+"""The AgentTask and ApprovalGrant resources as pydantic models: the single source of the CRD schemas.
+
+``crdgen`` turns these models into the CRD manifests in ``crds/``, so every bound (string lengths, list
+sizes, patterns) is enforced twice from one place: by the API server when a person applies YAML, and by the
+operator when it builds a status. The bounds exist because an AgentTask lives in etcd and is re-sent to every
+watcher on every write; ``bound_status`` is the last line that keeps a task well under 1 MiB whatever the
+model, the tools or the users do.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from bosun_tools.output import cap_text
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "bosun.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+PLAN_HASH = r"^sha256:[0-9a-f]{64}$"
+STEP_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+REQUEST_MAX = 8192
+"""The request is duplicated into kopf's diff-base annotation (all annotations share 256 KiB)."""
+MAX_PROPOSAL_STEPS = 20
+MAX_HISTORY = 50
+MAX_APPROVALS = 20
+MAX_CHECKS = 20
+STEP_OUTPUT_CAP = 2048
+STEP_ERROR_CAP = 1024
+PREVIEW_CAP = 1024
+DIFF_CAP = 4096
+RATIONALE_CAP = 1024
+SUMMARY_CAP = 8192
+MESSAGE_CAP = 4096
+MARKER_ROOM = 64
+"""Capped texts may exceed their cap by the truncation marker (``…[truncated N bytes]``)."""
+STEP_ARGS_CAP = 8192
+"""Bytes of canonical JSON one proposed call's arguments may take; larger calls are not proposed."""
+PROPOSAL_ARGS_CAP = 64 * 1024
+"""Bytes of arguments a whole proposal may carry (what is approved cannot be compacted later)."""
+STATUS_BUDGET = 256 * 1024
+"""The size ``bound_status`` keeps a task's status under (etcd's limit is 1.5 MiB for the whole object)."""
+
+TaskPhase = Literal[
+    "Pending",
+    "Planning",
+    "AwaitingApproval",
+    "Executing",
+    "Verifying",
+    "Succeeded",
+    "Denied",
+    "Failed",
+    "Cancelled",
+    "Expired",
+]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Denied", "Failed", "Cancelled", "Expired"})
+StepState = Literal["AwaitingApproval", "Approved", "Denied", "Executing", "Succeeded", "Failed", "Skipped"]
+Decision = Literal["Approve", "Deny"]
+
+
+class _Model(BaseModel):
+    """camelCase on the wire (Kubernetes conventions), snake_case in Python; unknown keys are ignored so an
+    older operator can read objects a newer one wrote."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON the API server stores; absent optional fields are left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _text(max_length: int, description: str, min_length: int = 0) -> Any:
+    return Field(min_length=min_length, max_length=max_length, description=description)
+
+
+def _optional_text(max_length: int, description: str) -> Any:
+    return Field(default=None, max_length=max_length, description=description)
+
+
+FreeForm = Annotated[
+    dict[str, Any],
+    Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
+# ----- AgentTask spec --------------------------------------------------------------------------------------
+
+
+class AgentTaskSpec(_Model):
+    """What a person asked for. Immutable after creation: a different request is a different task."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self == oldSelf",
+                    "message": "spec is immutable after creation; create a new AgentTask for a new request",
+                }
+            ]
+        }
+    )
+
+    request: str = _text(
+        REQUEST_MAX,
+        "What you want done or answered, in plain language, e.g. "
+        '"scale deployment web in shop to 5" or "why are the web pods not ready?".',
+        min_length=1,
+    )
+    target_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] | None = Field(
+        default=None,
+        max_length=20,
+        description="Namespaces the task may read and change; calls outside them are refused before they "
+        "are proposed. Default: the task's own namespace.",
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$",
+        description="LiteLLM model name (provider/model) overriding the operator's BOSUN_MODEL "
+        "for this task.",
+    )
+    max_iterations: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="How many plan-execute-verify rounds the task may take before it gives up (Failed).",
+    )
+    replay_of: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="Name of an earlier AgentTask in this namespace whose approved, executed mutations are "
+        "proposed again (exactly as recorded; a fresh approval is required).",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        le=31_536_000,
+        description="Delete the task this many seconds after it finished (any terminal phase). "
+        "Default: keep it.",
+    )
+
+
+# ----- shared status parts ---------------------------------------------------------------------------------
+
+
+class UserRef(_Model):
+    """An authenticated Kubernetes identity as the API server reported it (never taken from client input)."""
+
+    user: str = _text(512, "User name as authenticated by the API server.")
+    groups: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=64, description="Groups the API server reported for the user."
+    )
+
+
+class Condition(_Model):
+    """A condition per the Kubernetes API conventions (metav1.Condition)."""
+
+    type: str = Field(max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$", description="Condition type.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        min_length=1, max_length=1024, pattern=CONDITION_REASON, description="CamelCase reason."
+    )
+    message: str = _text(32768, "Human-readable details, including what to do next.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this condition was computed for."
+    )
+
+
+def _conditions_field() -> Any:
+    return Field(
+        default_factory=list,
+        max_length=16,
+        description="Standard conditions; Ready is what GitOps tools and kubectl wait read.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+# ----- AgentTask status ------------------------------------------------------------------------------------
+
+
+class ProposedStep(_Model):
+    """One exact mutating call awaiting approval; what runs is exactly tool + args, nothing regenerated."""
+
+    id: str = Field(max_length=63, pattern=STEP_ID, description="Step id within the proposal, e.g. s1.")
+    tool: str = Field(max_length=100, pattern=r"^[a-z][a-z0-9_]*$", description="Tool name, e.g. k8s_scale.")
+    args: FreeForm = Field(description="The exact arguments the tool is called with.")
+    mutating: bool = Field(default=True, description="Whether the tool changes anything (operator registry).")
+    destructive: bool = Field(default=False, description="Whether the change deletes or replaces data.")
+    idempotent: bool = Field(default=False, description="Whether running it twice equals running it once.")
+    rationale: str = _text(RATIONALE_CAP + MARKER_ROOM, "Why the planner proposes this step.")
+    preview: str | None = _optional_text(PREVIEW_CAP + MARKER_ROOM, "What the dry-run said about the call.")
+    diff: str | None = _optional_text(
+        DIFF_CAP + MARKER_ROOM, "Dry-run diff of the change (server-side dry-run where possible)."
+    )
+
+
+class Proposal(_Model):
+    """The calls a person approves by their hash; a new revision voids grants for earlier ones."""
+
+    revision: int = Field(ge=1, description="Increases with every new proposal of this task.")
+    hash: str = Field(
+        pattern=PLAN_HASH,
+        description="sha256 over the task uid, revision and the exact calls (id, tool, args, in order); "
+        "an ApprovalGrant must quote it as spec.planHash.",
+    )
+    created_at: datetime = Field(description="When the proposal was written.")
+    summary: str = _text(SUMMARY_CAP + MARKER_ROOM, "The planner's description of the proposal.")
+    steps: list[ProposedStep] = Field(max_length=MAX_PROPOSAL_STEPS, description="The calls, in order.")
+
+
+class StepRecord(_Model):
+    """One call in the task's history: investigations (read-only, run at once) and approved mutations."""
+
+    id: str = Field(max_length=80, description="r<revision>-<step id> for proposed steps, r<rev>-i<n> else.")
+    revision: int = Field(ge=0, description="Proposal revision (or planning round) the call belongs to.")
+    step_id: str | None = Field(default=None, max_length=63, description="Proposal step id, if proposed.")
+    tool: str = Field(max_length=100, description="Tool name.")
+    args: FreeForm = Field(description="Arguments of the call.")
+    mutating: bool = Field(description="Whether the tool changes anything.")
+    idempotent: bool = Field(default=False, description="Whether re-running after a crash is safe.")
+    state: StepState = Field(
+        description="AwaitingApproval, Approved, Denied, Executing, Succeeded, Failed, Skipped."
+    )
+    approved_by: list[UserRef] | None = Field(
+        default=None,
+        max_length=8,
+        description="Who approved this step (from the grant's authenticated creator).",
+    )
+    grant: str | None = Field(
+        default=None, max_length=253, description="ApprovalGrant that decided the step."
+    )
+    started_at: datetime | None = Field(default=None, description="When execution started.")
+    finished_at: datetime | None = Field(default=None, description="When the call finished.")
+    attempts: int = Field(default=0, ge=0, le=100, description="How many times the call was started.")
+    output: str | None = _optional_text(
+        STEP_OUTPUT_CAP + MARKER_ROOM, "Result text, capped with a truncation marker."
+    )
+    error: str | None = _optional_text(STEP_ERROR_CAP + MARKER_ROOM, "Why the call failed or was not run.")
+    data: FreeForm | None = Field(default=None, description="Small structured facts from the tool (≤ 1 KiB).")
+
+
+class VerificationCheck(_Model):
+    name: str = _text(200, "What was checked, e.g. deployment shop/web rolled out.")
+    passed: bool = Field(description="Whether the check held.")
+    message: str = _text(MESSAGE_CAP + MARKER_ROOM, "What was observed.")
+
+
+class Verification(_Model):
+    """Objective checks first, then the model's short judgement of whether the request is satisfied."""
+
+    revision: int = Field(ge=1, description="Proposal revision that was verified.")
+    passed: bool = Field(description="Whether all checks and the judgement passed.")
+    checks: list[VerificationCheck] = Field(
+        default_factory=list, max_length=MAX_CHECKS, description="Checks."
+    )
+    judgement: str | None = _optional_text(
+        MESSAGE_CAP + MARKER_ROOM, "The model's (or the objective checks') verdict."
+    )
+    checked_at: datetime = Field(description="When verification finished.")
+
+
+class ApprovalRecord(_Model):
+    """Every grant decision the operator considered for this task, accepted or not (who, when, why)."""
+
+    grant: str = Field(max_length=253, description="ApprovalGrant name.")
+    decision: Decision = Field(description="Approve or Deny.")
+    accepted: bool = Field(description="Whether the grant applied to the proposal then current.")
+    revision: int | None = Field(default=None, ge=1, description="Proposal revision it applied to.")
+    approver: UserRef | None = Field(default=None, description="Who made the decision (authenticated).")
+    steps: list[Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None, max_length=MAX_PROPOSAL_STEPS, description="Step subset, if the grant named one."
+    )
+    reason: str = _text(1024, "Why the grant did or did not apply.")
+    at: datetime = Field(description="When the operator decided.")
+
+
+class Usage(_Model):
+    calls: int = Field(default=0, ge=0, description="Model calls made for this task.")
+    prompt_tokens: int = Field(default=0, ge=0, description="Prompt tokens used.")
+    completion_tokens: int = Field(default=0, ge=0, description="Completion tokens used.")
+    cost_usd: float = Field(default=0.0, ge=0, alias="costUSD", description="Estimated cost in US dollars.")
+
+
+class AgentTaskStatus(_Model):
+    """Written only by the operator (status subresource); it is the task's state machine and audit trail."""
+
+    phase: TaskPhase | None = Field(default=None, description="Summary of the conditions for humans.")
+    observed_generation: int | None = Field(default=None, ge=0, description="Generation last reconciled.")
+    requester: UserRef | None = Field(
+        default=None, description="Who created the task, stamped at admission by the API server."
+    )
+    iteration: int = Field(default=0, ge=0, le=10, description="Current plan-execute-verify round.")
+    pending_steps: int = Field(default=0, ge=0, description="Proposed steps not yet run (printer column).")
+    proposal: Proposal | None = Field(default=None, description="The current proposal awaiting approval.")
+    steps: list[StepRecord] = Field(
+        default_factory=list, max_length=MAX_HISTORY, description="Bounded history of tool calls."
+    )
+    approvals: list[ApprovalRecord] = Field(
+        default_factory=list, max_length=MAX_APPROVALS, description="Grant decisions considered."
+    )
+    verification: Verification | None = Field(default=None, description="Latest verification.")
+    summary: str | None = _optional_text(SUMMARY_CAP + MARKER_ROOM, "The answer, or what was done.")
+    usage: Usage = Field(default_factory=Usage, description="Model usage for this task.")
+    started_at: datetime | None = Field(default=None, description="When the operator first saw the task.")
+    finished_at: datetime | None = Field(default=None, description="When the task reached a final phase.")
+    conditions: list[Condition] = _conditions_field()
+
+
+# ----- ApprovalGrant ---------------------------------------------------------------------------------------
+
+
+class TaskRef(_Model):
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="AgentTask name (same namespace)."
+    )
+    uid: str | None = Field(
+        default=None,
+        max_length=36,
+        pattern=r"^[0-9a-f-]+$",
+        description="AgentTask uid; optional because the plan hash already binds the task's uid.",
+    )
+
+
+class ApprovalGrantSpec(_Model):
+    """One decision about one proposal. Immutable: a different decision is a new grant."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self == oldSelf",
+                    "message": "an ApprovalGrant is immutable; create a new grant for a new decision",
+                }
+            ]
+        }
+    )
+
+    task_ref: TaskRef = Field(description="The AgentTask this grant decides.")
+    plan_hash: str = Field(
+        pattern=PLAN_HASH,
+        description="status.proposal.hash of the task; the grant approves exactly that proposal.",
+    )
+    decision: Decision = Field(description="Approve runs the steps; Deny ends the task Denied.")
+    steps: list[Annotated[str, Field(max_length=63, pattern=STEP_ID)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PROPOSAL_STEPS,
+        description="Approve only these step ids; the others are recorded as denied. Default: all.",
+    )
+    reason: str | None = _optional_text(1024, "Why; recorded in the task's history and Events.")
+    expires_at: datetime | None = Field(default=None, description="The grant approves nothing after this.")
+
+
+GrantState = Literal["Accepted", "Rejected"]
+
+
+class ApprovalGrantStatus(_Model):
+    """What the operator did with the grant; a rejected grant says why so the approver can fix it."""
+
+    state: GrantState | None = Field(default=None, description="Accepted or Rejected.")
+    reason: str | None = Field(default=None, max_length=1024, pattern=CONDITION_REASON, description="Why.")
+    message: str | None = _optional_text(MESSAGE_CAP, "Details and what to do next.")
+    approver: UserRef | None = Field(default=None, description="Who created the grant (authenticated).")
+    task_uid: str | None = Field(default=None, max_length=36, description="uid of the task decided.")
+    revision: int | None = Field(default=None, ge=1, description="Proposal revision it applied to.")
+    decided_at: datetime | None = Field(default=None, description="When the operator decided.")
+    observed_generation: int | None = Field(default=None, ge=0, description="Generation evaluated.")
+    conditions: list[Condition] = _conditions_field()
+
+
+# ----- helpers ---------------------------------------------------------------------------------------------
+
+
+def now() -> datetime:
+    """Kubernetes timestamps have second precision; so do ours, so comparisons with the server's agree."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def cap(text: str | None, limit: int) -> str | None:
+    """Cut to ``limit`` bytes with the tools' visible marker (``…[truncated N bytes]``)."""
+    if text is None:
+        return None
+    return cap_text(text, limit)[0]
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def status_size(status: AgentTaskStatus) -> int:
+    return len(canonical_json(status.wire()).encode())
+
+
+def bound_status(status: AgentTaskStatus, budget: int = STATUS_BUDGET) -> AgentTaskStatus:
+    """Keep the status within ``budget`` bytes whatever happened: the history is a ring of ``MAX_HISTORY``
+    entries, and when that is still too big the oldest finished entries lose their output and arguments
+    (marked) before they are dropped. Steps of the current proposal are never dropped: the executor needs
+    their states to never run a call twice."""
+    current = status.proposal.revision if status.proposal else None
+
+    def droppable(record: StepRecord) -> bool:
+        return record.revision != current or record.state in ("Succeeded", "Failed", "Denied", "Skipped")
+
+    steps = list(status.steps)
+    while len(steps) > MAX_HISTORY:
+        index = next((i for i, r in enumerate(steps) if droppable(r)), 0)
+        del steps[index]
+    approvals = list(status.approvals)[-MAX_APPROVALS:]
+    result = status.model_copy(update={"steps": steps, "approvals": approvals})
+    for index, record in enumerate(steps):
+        if status_size(result) <= budget:
+            return result
+        if droppable(record) and (record.output or record.args):
+            digest = canonical_json(record.args)
+            steps[index] = record.model_copy(
+                update={
+                    "output": "…[compacted to keep the task small]" if record.output else None,
+                    "args": {"compacted": f"{len(digest.encode())} bytes"}
+                    if len(digest) > 256
+                    else record.args,
+                }
+            )
+            result = status.model_copy(update={"steps": steps, "approvals": approvals})
+    while status_size(result) > budget and any(droppable(r) for r in steps):
+        del steps[next(i for i, r in enumerate(steps) if droppable(r))]
+        result = status.model_copy(update={"steps": steps, "approvals": approvals})
+    return result

@@ -1,0 +1,207 @@
+"""End-to-end harness: the CRDs and identity policies installed, and the operator run as a real process.
+
+Each test gets its own namespace and its own operator watching only that namespace
+(``BOSUN_NAMESPACES``), so tests never see each other's tasks and an operator can be SIGKILLed and
+restarted mid-task exactly as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.waiting import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+USER_ROLE = "bosun-e2e-user"
+
+
+@pytest.fixture(scope="session")
+def bosun_installed(cluster: Any, kubectl: Any) -> None:
+    """CRDs and identity policies from ``crds/`` (what `make operator` applies), plus a role to use them."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd/agenttasks.bosun.dev", "crd/approvalgrants.bosun.dev")
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": USER_ROLE},
+        "rules": [
+            {
+                "apiGroups": ["bosun.dev"],
+                "resources": ["agenttasks", "approvalgrants"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+            }
+        ],
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(role))
+
+
+@dataclass
+class Operator:
+    """One ``python -m bosun`` process; ``log`` is its combined output."""
+
+    namespace: str
+    env: dict[str, str]
+    log: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> Operator:
+        with self.log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bosun"], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.procs.append(proc)
+        starts = len(self.procs)
+        eventually(
+            "the operator to start watching",
+            lambda: (
+                self.log.read_text().count("Initial authentication has finished") >= starts
+                or proc.poll() is not None
+            ),
+            timeout=180,
+        )
+        assert proc.poll() is None, f"operator exited {proc.returncode}:\n{self.log.read_text()[-3000:]}"
+        return self
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.procs[-1]
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no last status write, as when a node dies."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def operator_factory(
+    cluster: Any, namespace: str, bosun_installed: None, tmp_path: Path
+) -> Iterator[Callable[..., Operator]]:
+    started: list[Operator] = []
+
+    def make(start: bool = True, **env: str) -> Operator:
+        full = dict(cluster.env)
+        full.update(
+            {
+                "BOSUN_NAMESPACES": namespace,
+                "BOSUN_SWEEP_SECONDS": "2",
+                "BOSUN_VERIFY_SECONDS": "60",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for key in ("BOSUN_MODEL", "BOSUN_API_BASE", "BOSUN_TOOLS_URL", "BOSUN_TOOLS_TOKEN"):
+            full.pop(key, None)
+        full.update(env)
+        op = Operator(namespace, full, tmp_path / f"operator-{len(started)}.log")
+        started.append(op)
+        return op.start() if start else op
+
+    yield make
+    for op in started:
+        op.stop()
+        if os.environ.get("BOSUN_E2E_SHOW_LOGS"):
+            print(op.log.read_text()[-5000:])
+
+
+@pytest.fixture
+def operator(operator_factory: Callable[..., Operator]) -> Operator:
+    """The operator with the offline planner and in-process tools."""
+    return operator_factory()
+
+
+@pytest.fixture
+def users(namespace: str, bind_role: Any) -> None:
+    """bob (group sre) requests and may change workloads; alice approves; carol has nothing."""
+    bind_role(namespace, "bob", USER_ROLE)
+    bind_role(namespace, "bob", "edit")
+    bind_role(namespace, "alice", USER_ROLE)
+
+
+def get(kubectl: Any, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(kubectl("-n", namespace, "get", kind, name, "-o", "json").stdout)
+    return result
+
+
+def status_of(kubectl: Any, namespace: str, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = get(kubectl, namespace, "agenttask", name).get("status") or {}
+    return status
+
+
+def wait_phase(kubectl: Any, namespace: str, name: str, *phases: str, timeout: float = 90) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def reached() -> bool:
+        seen.clear()
+        seen.update(status_of(kubectl, namespace, name))
+        return seen.get("phase") in phases
+
+    try:
+        eventually(f"agenttask {namespace}/{name} to reach {'/'.join(phases)}", reached, timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last status:\n{json.dumps(seen, indent=1)[:4000]}") from None
+    return dict(seen)
+
+
+def apply(kubectl: Any, namespace: str, doc: dict[str, Any], user: str | None = None) -> None:
+    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(doc), user=user)
+
+
+def task_doc(name: str, request: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "AgentTask",
+        "metadata": {"name": name},
+        "spec": {"request": request, **spec},
+    }
+
+
+def grant_doc(name: str, task: str, plan_hash: str, decision: str = "Approve", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "ApprovalGrant",
+        "metadata": {"name": name},
+        "spec": {"taskRef": {"name": task}, "planHash": plan_hash, "decision": decision, **spec},
+    }
+
+
+def deployment(kubectl: Any, namespace: str, name: str = "web", replicas: int = 3) -> None:
+    kubectl(
+        "-n",
+        namespace,
+        "create",
+        "deployment",
+        name,
+        "--image=registry.example/web:1.0",
+        f"--replicas={replicas}",
+    )
+    kubectl("-n", namespace, "rollout", "status", f"deployment/{name}", "--timeout=90s")
+
+
+def events(kubectl: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    listing = json.loads(
+        kubectl(
+            "-n", namespace, "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"
+        ).stdout
+    )
+    items: list[dict[str, Any]] = listing["items"]
+    return sorted(items, key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or "")

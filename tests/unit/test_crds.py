@@ -1,0 +1,77 @@
+"""The generated CRDs: up to date with the models, structural, and readable with kubectl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from bosun import crdgen
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+def test_crds_directory_is_up_to_date(tmp_path: Path) -> None:
+    crdgen.write(tmp_path)
+    for generated in sorted(tmp_path.iterdir()):
+        committed = CRDS / generated.name
+        assert committed.exists(), f"{committed} missing: run `make crds`"
+        assert committed.read_text() == generated.read_text(), f"{committed} is stale: run `make crds`"
+    assert {p.name for p in CRDS.glob("*.yaml")} == {p.name for p in tmp_path.iterdir()}
+
+
+def _walk(schema: dict[str, Any], path: str = "") -> list[str]:
+    """Paths violating structural-schema rules (every node typed, no refs, no anyOf/null types)."""
+    problems = []
+    if "$ref" in schema or "anyOf" in schema or schema.get("type") == "null":
+        problems.append(path)
+    if "type" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        problems.append(path)
+    for name, sub in (schema.get("properties") or {}).items():
+        problems += _walk(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        problems += _walk(schema["items"], f"{path}[]")
+    return problems
+
+
+def test_schemas_are_structural_and_described() -> None:
+    for crd in (crdgen.agenttask_crd(), crdgen.approvalgrant_crd()):
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        assert _walk(schema) == []
+        spec = schema["properties"]["spec"]
+        assert all("description" in prop for prop in spec["properties"].values())
+        assert {"rule": "self == oldSelf"}.items() <= spec["x-kubernetes-validations"][0].items()
+
+
+def test_agenttask_shape() -> None:
+    crd = crdgen.agenttask_crd()
+    version = crd["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    assert crd["spec"]["names"]["shortNames"] == ["agt", "task"]
+    assert crd["spec"]["names"]["categories"] == ["bosun"]
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["Phase"] == ".status.phase"
+    assert columns["Pending"] == ".status.pendingSteps"
+    assert columns["Requester"] == ".status.requester.user"
+    assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    args = status["proposal"]["properties"]["steps"]["items"]["properties"]["args"]
+    assert args == {
+        "description": args["description"],
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    assert status["conditions"]["x-kubernetes-list-type"] == "map"
+    assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
+    assert status["steps"]["maxItems"] == 50
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["properties"]["maxIterations"]["default"] == 3
+    assert spec["required"] == ["request"]
+
+
+def test_identity_policies_are_generated_fail_closed() -> None:
+    docs = list(yaml.safe_load_all((CRDS / "identity-policy.yaml").read_text()))
+    policies = [d for d in docs if d["kind"] == "MutatingAdmissionPolicy"]
+    bindings = {d["spec"]["policyName"] for d in docs if d["kind"] == "MutatingAdmissionPolicyBinding"}
+    assert {p["metadata"]["name"] for p in policies} == bindings
+    assert all(p["spec"]["failurePolicy"] == "Fail" for p in policies)
