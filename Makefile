@@ -39,8 +39,10 @@ cluster-status: venv ## show the running cluster's processes and their memory
 	$(PY) python tests/cluster/localcluster.py status
 
 .PHONY: crds
-crds: venv ## regenerate crds/ from the pydantic models
+crds: venv ## regenerate crds/ (and the chart's copies) from the pydantic models
 	$(PY) python -m bosun.crdgen crds/
+	cp crds/bosun.dev_*.yaml charts/bosun/crds/
+	cp crds/identity-policy.yaml charts/bosun/files/identity-policy.yaml
 
 .PHONY: lint
 lint: venv ## ruff (lint + format check) and mypy --strict

@@ -36,6 +36,8 @@ def release(cluster: ClusterAccess, namespace: str) -> Iterator[str]:
         namespace,
         "--set",
         "tools.mode=server",
+        "--set",
+        "identityPolicies.install=false",
         "--wait",
         "--timeout=120s",
     )
@@ -43,8 +45,22 @@ def release(cluster: ClusterAccess, namespace: str) -> Iterator[str]:
     helm(cluster, "uninstall", name, "-n", namespace, "--wait")
 
 
-def test_chart_lints(cluster: ClusterAccess) -> None:
+def test_chart_lints_and_renders_the_identity_policies(cluster: ClusterAccess) -> None:
     helm(cluster, "lint", "--strict", str(CHART))
+    rendered = helm(cluster, "template", "t", str(CHART), "--kube-version", "1.36.3").stdout
+    assert rendered.count("kind: MutatingAdmissionPolicy\n") >= 3
+    # The test cluster already has them (applied from crds/ by the e2e tests), so install without.
+    kinds = helm(
+        cluster,
+        "template",
+        "t",
+        str(CHART),
+        "--kube-version",
+        "1.36.3",
+        "--set",
+        "identityPolicies.install=false",
+    ).stdout
+    assert "MutatingAdmissionPolicy" not in kinds
 
 
 def test_chart_installs_and_rbac_is_least_privilege(release: str, namespace: str, kubectl: Kubectl) -> None:
@@ -85,3 +101,15 @@ def test_chart_installs_and_rbac_is_least_privilege(release: str, namespace: str
     assert not can("patch", "deployments", "apps")
     assert not can("delete", "pods")
     assert not can("create", "clusterrolebindings", "rbac.authorization.k8s.io", namespace="")
+
+
+def test_chart_ships_the_generated_crds_and_identity_policies() -> None:
+    """The chart carries copies of ``crds/`` (Helm installs CRDs only from its own crds/ folder, and
+    admission policies must be templates so upgrades update them); ``make crds`` refreshes both."""
+    generated = Path(__file__).resolve().parents[2] / "crds"
+    for crd in generated.glob("bosun.dev_*.yaml"):
+        assert (CHART / "crds" / crd.name).read_text() == crd.read_text(), (
+            f"run `make crds`: {crd.name} differs"
+        )
+    policy = (generated / "identity-policy.yaml").read_text()
+    assert (CHART / "files" / "identity-policy.yaml").read_text() == policy, "run `make crds`"

@@ -10,27 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
+from tests.tools_support import deployment
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-
-
-def deployment(name: str, replicas: int, image: str = "registry.example/web:1.0") -> str:
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": name, "image": image}]},
-                },
-            },
-        }
-    )
 
 
 def test_kwok_nodes_are_ready(kubectl: Kubectl) -> None:

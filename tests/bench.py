@@ -1,0 +1,225 @@
+"""``make bench``: speed and memory figures of Bosun on the local control plane. Prints numbers only;
+nothing here asserts a target (targets live in people's heads and in the README, not in timed tests).
+
+Figures:
+- tool server: latency of read-only calls and of mutation previews (server-side dry-run), in process;
+- tool definitions: JSON characters sent to the model per turn, default and with each toolset;
+- operator: time from ``kubectl apply`` of an AgentTask to its proposal (AwaitingApproval) and, for
+  read-only questions, to Succeeded, with several tasks in flight; the operator's memory afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cluster"))
+
+import localcluster
+
+from tests.tools_support import deployment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kubectl(
+    cluster: localcluster.Cluster, *args: str, stdin: str | None = None, user: str | None = None
+) -> str:
+    config = cluster.user_kubeconfig(user) if user else cluster.kubeconfig
+    proc = subprocess.run(
+        [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def describe(label: str, samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return (
+        f"  {label:<46} n={len(ms):<3} p50 {statistics.median(ms):8.1f} ms"
+        f"   p95 {p95:8.1f} ms   max {ms[-1]:8.1f} ms"
+    )
+
+
+async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def bench_tools(namespace: str) -> None:
+    from bosun.gateway import ToolGateway
+    from bosun_tools.kube import Identity
+    from bosun_tools.server import ToolSettings
+
+    admin = Identity("bosun-admin", ("system:masters",))
+    gateway = ToolGateway.in_process(ToolSettings.from_env())
+    try:
+        first = time.perf_counter()
+        await gateway.call("k8s_list", {"kind": "pods", "namespace": namespace}, identity=admin)
+        print(
+            f"  {'first call (server start, discovery)':<46} {1000 * (time.perf_counter() - first):8.1f} ms"
+        )
+        get = {"kind": "deployment", "name": "web", "namespace": namespace}
+        print(
+            describe(
+                "k8s_get deployment", await timed(30, lambda: gateway.call("k8s_get", get, identity=admin))
+            )
+        )
+        listing = {"kind": "pods", "namespace": namespace}
+        print(
+            describe(
+                "k8s_list pods (5)",
+                await timed(30, lambda: gateway.call("k8s_list", listing, identity=admin)),
+            )
+        )
+        scale = {**get, "replicas": 7}
+        print(
+            describe(
+                "k8s_scale preview (dry-run + diff)",
+                await timed(20, lambda: gateway.call("k8s_scale", scale, identity=admin, preview=True)),
+            )
+        )
+        print("tool definitions sent to the model (json.dumps characters):")
+        default = len(json.dumps(await gateway.openai_tools(["kubernetes"])))
+        print(f"  {'default turn (read-only kubernetes + load_toolset)':<52} {default:6d}")
+        for toolset in (await gateway.toolsets())[1:]:
+            loaded = len(json.dumps(await gateway.openai_tools(["kubernetes", toolset])))
+            print(f"  {'+ ' + toolset:<52} {loaded - default:+6d}")
+        everything = len(json.dumps(await gateway.openai_tools(await gateway.toolsets())))
+        print(f"  {'everything loaded':<52} {everything:6d}")
+    finally:
+        await gateway.aclose()
+
+
+def wait_phase(
+    cluster: localcluster.Cluster, namespace: str, names: list[str], phase: str
+) -> dict[str, float]:
+    """Poll the tasks (a cheap LIST through the API) until each reaches ``phase``; returns when each was
+    first seen there, so the figures are within a few milliseconds of the truth."""
+    from bosun_tools.kube import KubeClient
+
+    async def poll() -> dict[str, float]:
+        client = KubeClient.from_kubeconfig(cluster.kubeconfig)
+        try:
+            info = await client.resolve("agenttasks.bosun.dev")
+            seen: dict[str, float] = {}
+            deadline = time.monotonic() + 300
+            while len(seen) < len(names):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"tasks did not reach {phase}: {sorted(set(names) - set(seen))}")
+                for item in (await client.list(info, namespace))["items"]:
+                    name = item["metadata"]["name"]
+                    if name in names and name not in seen and item.get("status", {}).get("phase") == phase:
+                        seen[name] = time.perf_counter()
+                await asyncio.sleep(0.005)
+            return seen
+        finally:
+            await client.aclose()
+
+    return asyncio.run(poll())
+
+
+def bench_operator(cluster: localcluster.Cluster, namespace: str, tasks: int) -> None:
+    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl(cluster, "wait", "--for=condition=Established", "crd/agenttasks.bosun.dev", "--timeout=60s")
+    log = cluster.log_dir / "operator-bench.log"
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "BOSUN_NAMESPACES": namespace}
+    started = time.perf_counter()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bosun"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        warm = {
+            "apiVersion": "bosun.dev/v1alpha1",
+            "kind": "AgentTask",
+            "metadata": {"name": "warm-up"},
+            "spec": {"request": f"list pods in {namespace}"},
+        }
+        kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=json.dumps(warm))
+        ready_at = wait_phase(cluster, namespace, ["warm-up"], "Succeeded")["warm-up"]
+        print(f"  {'operator start → first task Succeeded':<46} {1000 * (ready_at - started):8.1f} ms")
+        print(f"  {'operator RSS after start':<46} {rss_mib(proc.pid):8.1f} MiB")
+
+        for label, request, phase in (
+            ("read-only question → Succeeded", f"list pods in {namespace}", "Succeeded"),
+            (
+                "scale request → AwaitingApproval (with preview)",
+                f"scale deployment web in {namespace} to 4",
+                "AwaitingApproval",
+            ),
+        ):
+            names = [f"b-{uuid.uuid4().hex[:8]}" for _ in range(tasks)]
+            docs = "\n---\n".join(
+                json.dumps(
+                    {
+                        "apiVersion": "bosun.dev/v1alpha1",
+                        "kind": "AgentTask",
+                        "metadata": {"name": n},
+                        "spec": {"request": request},
+                    }
+                )
+                for n in names
+            )
+            start = time.perf_counter()
+            kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=docs)
+            reached = wait_phase(cluster, namespace, names, phase)
+            print(describe(f"{label}, {tasks} at once", [t - start for t in reached.values()]))
+        print(f"  {'operator RSS after ' + str(2 * tasks + 1) + ' tasks':<46} {rss_mib(proc.pid):8.1f} MiB")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> int:
+    existing = localcluster.running()
+    cluster = existing or localcluster.up(quiet=True)
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    try:
+        print("control plane (RSS):")
+        for name, pid in cluster.pids.items():
+            print(f"  {name:<46} {rss_mib(pid):8.1f} MiB")
+        kubectl(cluster, "create", "namespace", namespace)
+        kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=deployment("web", 5))
+        kubectl(cluster, "rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s")
+        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+        print("tool server (in process, as the admin):")
+        asyncio.run(bench_tools(namespace))
+        print("operator (offline planner, driven with kubectl):")
+        bench_operator(cluster, namespace, tasks=10)
+    finally:
+        kubectl(cluster, "delete", "namespace", namespace, "--wait=false")
+        if existing is None:
+            localcluster.down(quiet=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
