@@ -53,7 +53,7 @@ lint: venv ## ruff (lint + format check) and mypy --strict
 .PHONY: test
 test: venv binaries ## lint, then every test against the real local control plane
 	$(MAKE) --no-print-directory lint
-	$(PY) pytest -q
+	$(PY) pytest -q $(PYTEST_ARGS)
 
 .PHONY: operator
 operator: cluster-up ## run the operator in the foreground against $$KUBECONFIG (default .cluster/kubeconfig)

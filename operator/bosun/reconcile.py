@@ -307,11 +307,7 @@ async def _plan(task: Task) -> None:
         return
     if result.outcome == "failed" or not result.steps:
         why = result.error or result.summary or "the planner proposed nothing"
-        reason = (
-            "ModelFailed"
-            if task.deps.config.model_for(task.spec.model) and "model" in why.lower()
-            else "PlanningFailed"
-        )
+        reason = "ModelFailed" if result.failure == "model" else "PlanningFailed"
         task.status = status.model_copy(update={"summary": cap(why, SUMMARY_CAP)})
         await task.move("Failed", reason, why, "Warning")
         return

@@ -108,6 +108,7 @@ async def test_turns_are_bounded(fake_llm: FakeLLM, gateway: ToolGateway) -> Non
     assert result.outcome == "failed"
     assert result.error is not None
     assert "did not finish within 3 turns" in result.error
+    assert result.failure == "planning"
     assert len(fake_llm.requests) == 3
     assert "helm_upgrade" in tool_names(fake_llm.requests[1])
 
@@ -123,6 +124,7 @@ async def test_model_failures_end_in_failed_with_what_to_fix(fake_llm: FakeLLM, 
     fake_llm.script(error(500, "overloaded"), error(503, "still overloaded"), error(500, "gave up"))
     result = await propose_plan(ctx(), gateway, model(fake_llm, max_retries=2))
     assert result.outcome == "failed"
+    assert result.failure == "model"
     assert len(fake_llm.requests) == 3
     assert result.error is not None
     assert "openai/fake" in result.error

@@ -260,7 +260,7 @@ class Planner:
         investigation, usage = state["investigation"], state["usage"]
         if state["error"] is not None:
             error = state["error"]
-            return PlanResult("failed", f"Planning failed: {error}", [], investigation, usage, error)
+            return PlanResult("failed", f"Planning failed: {error}", [], investigation, usage, error, "model")
         if state["final"] is None:
             why = (
                 f"the model's tool calls were refused in {state['refused']} turns"
@@ -269,7 +269,9 @@ class Planner:
             )
             if not steps:
                 error = f"{why}; see the refused calls in the investigation, or rephrase the request"
-                return PlanResult("failed", f"Planning failed: {error}", [], investigation, usage, error)
+                return PlanResult(
+                    "failed", f"Planning failed: {error}", [], investigation, usage, error, "planning"
+                )
             summary = f"Proposed {len(steps)} step(s); planning stopped early because {why}."
         if steps:
             steps = [s if s.rationale else replace(s, rationale=_cap(summary, RATIONALE_CAP)) for s in steps]

@@ -253,14 +253,14 @@ async def plan_offline(ctx: PlanningContext, gateway: ToolGateway) -> PlanResult
     if problem is not None:
         error = f"cannot {intent.description}: {problem}"
         record = InvestigationRecord(intent.tool, intent.args, False, error)
-        return PlanResult("failed", error, investigation=[record], error=error)
+        return PlanResult("failed", error, investigation=[record], error=error, failure="planning")
     if gateway.is_read_only(intent.tool):
         outcome = await gateway.call(intent.tool, intent.args, identity=ctx.identity)
         text = outcome.text if outcome.ok else f"error: {outcome.error}"
         record = InvestigationRecord(intent.tool, intent.args, outcome.ok, text)
         if not outcome.ok:
             error = f"cannot show {intent.description}: {outcome.error}"
-            return PlanResult("failed", error, investigation=[record], error=error)
+            return PlanResult("failed", error, investigation=[record], error=error, failure="planning")
         return PlanResult(
             "answer",
             f"{intent.description[:1].upper()}{intent.description[1:]}:\n{text}",
@@ -270,7 +270,7 @@ async def plan_offline(ctx: PlanningContext, gateway: ToolGateway) -> PlanResult
     if not preview.ok:
         error = f"cannot {intent.description}: the dry-run failed: {preview.error}"
         record = InvestigationRecord(intent.tool, intent.args, False, error)
-        return PlanResult("failed", error, investigation=[record], error=error)
+        return PlanResult("failed", error, investigation=[record], error=error, failure="planning")
     step = PlannedCall(
         id="s1",
         tool=intent.tool,

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from bosun_tools.kube import Identity
 
 Outcome = Literal["answer", "proposal", "unsupported", "failed"]
+Failure = Literal["model", "planning"]
+"""Why planning failed: the model could not be used (fix its configuration), or the plan itself failed."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class PlanResult:
     investigation: list[InvestigationRecord] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True)
