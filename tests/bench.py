@@ -32,22 +32,6 @@ from tests.tools_support import deployment
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def kubectl(
-    cluster: localcluster.Cluster, *args: str, stdin: str | None = None, user: str | None = None
-) -> str:
-    config = cluster.user_kubeconfig(user) if user else cluster.kubeconfig
-    proc = subprocess.run(
-        [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(config), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def describe(label: str, samples: list[float]) -> str:
     ms = sorted(s * 1000 for s in samples)
     p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
@@ -64,13 +48,6 @@ async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
         await call()
         samples.append(time.perf_counter() - start)
     return samples
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def bench_tools(namespace: str) -> None:
@@ -147,8 +124,10 @@ def wait_phase(
 
 
 def bench_operator(cluster: localcluster.Cluster, namespace: str, tasks: int) -> None:
-    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl(cluster, "wait", "--for=condition=Established", "crd/agenttasks.bosun.dev", "--timeout=60s")
+    localcluster.kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    localcluster.kubectl(
+        cluster, "wait", "--for=condition=Established", "crd/agenttasks.bosun.dev", "--timeout=60s"
+    )
     log = cluster.log_dir / "operator-bench.log"
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "BOSUN_NAMESPACES": namespace}
     started = time.perf_counter()
@@ -163,10 +142,10 @@ def bench_operator(cluster: localcluster.Cluster, namespace: str, tasks: int) ->
             "metadata": {"name": "warm-up"},
             "spec": {"request": f"list pods in {namespace}"},
         }
-        kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=json.dumps(warm))
+        localcluster.kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=json.dumps(warm))
         ready_at = wait_phase(cluster, namespace, ["warm-up"], "Succeeded")["warm-up"]
         print(f"  {'operator start → first task Succeeded':<46} {1000 * (ready_at - started):8.1f} ms")
-        print(f"  {'operator RSS after start':<46} {rss_mib(proc.pid):8.1f} MiB")
+        print(f"  {'operator RSS after start':<46} {localcluster.rss_mib(proc.pid):8.1f} MiB")
 
         for label, request, phase in (
             ("read-only question → Succeeded", f"list pods in {namespace}", "Succeeded"),
@@ -189,10 +168,11 @@ def bench_operator(cluster: localcluster.Cluster, namespace: str, tasks: int) ->
                 for n in names
             )
             start = time.perf_counter()
-            kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=docs)
+            localcluster.kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=docs)
             reached = wait_phase(cluster, namespace, names, phase)
             print(describe(f"{label}, {tasks} at once", [t - start for t in reached.values()]))
-        print(f"  {'operator RSS after ' + str(2 * tasks + 1) + ' tasks':<46} {rss_mib(proc.pid):8.1f} MiB")
+        after = f"operator RSS after {2 * tasks + 1} tasks"
+        print(f"  {after:<46} {localcluster.rss_mib(proc.pid):8.1f} MiB")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -205,17 +185,19 @@ def main() -> int:
     try:
         print("control plane (RSS):")
         for name, pid in cluster.pids.items():
-            print(f"  {name:<46} {rss_mib(pid):8.1f} MiB")
-        kubectl(cluster, "create", "namespace", namespace)
-        kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=deployment("web", 5))
-        kubectl(cluster, "rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s")
+            print(f"  {name:<46} {localcluster.rss_mib(pid):8.1f} MiB")
+        localcluster.kubectl(cluster, "create", "namespace", namespace)
+        localcluster.kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=deployment("web", 5))
+        localcluster.kubectl(
+            cluster, "rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s"
+        )
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         print("tool server (in process, as the admin):")
         asyncio.run(bench_tools(namespace))
         print("operator (offline planner, driven with kubectl):")
         bench_operator(cluster, namespace, tasks=10)
     finally:
-        kubectl(cluster, "delete", "namespace", namespace, "--wait=false")
+        localcluster.kubectl(cluster, "delete", "namespace", namespace, "--wait=false")
         if existing is None:
             localcluster.down(quiet=True)
     return 0

@@ -279,9 +279,11 @@ def _start(name: str, argv: list[str], log_dir: Path) -> subprocess.Popen[bytes]
     )
 
 
-def _kubectl(cluster: Cluster, *args: str, stdin: str | None = None) -> str:
+def kubectl(cluster: Cluster, *args: str, stdin: str | None = None, user: str | None = None) -> str:
+    """Run the cluster's own kubectl as the admin (or as ``user``); returns stdout, raises on failure."""
+    config = cluster.user_kubeconfig(user) if user else cluster.kubeconfig
     out = subprocess.run(
-        [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
+        [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(config), *args],
         input=stdin,
         text=True,
         capture_output=True,
@@ -522,13 +524,13 @@ def up(quiet: bool = False) -> Cluster:
             logs,
         )
         record()
-        _kubectl(
+        kubectl(
             cluster, "apply", "-f", "-", stdin="\n---\n".join(json.dumps(_node_manifest(n)) for n in NODES)
         )
         wait_for(
             "kwok nodes Ready",
             lambda: (
-                _kubectl(
+                kubectl(
                     cluster,
                     "get",
                     "nodes",
@@ -542,7 +544,7 @@ def up(quiet: bool = False) -> Cluster:
         )
         wait_for(
             "the default ServiceAccount",
-            lambda: bool(_kubectl(cluster, "get", "serviceaccount", "default", "-o", "name")),
+            lambda: bool(kubectl(cluster, "get", "serviceaccount", "default", "-o", "name")),
             60,
             procs,
         )
