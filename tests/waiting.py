@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -27,3 +28,18 @@ async def eventually_async(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.wait({asyncio.ensure_future(asyncio.Event().wait())}, timeout=interval)
+
+
+def crds_established(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]], *names: str, timeout: float = 60.0
+) -> None:
+    """Wait until each CRD is served. (``kubectl wait --for=condition=Established`` fails at once, rather
+    than waiting, when it catches a just-created CRD before the API server has written any condition.)"""
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+
+    def served(name: str) -> bool:
+        got = kubectl("get", "crd", name, "-o", f"jsonpath={established}", check=False)
+        return got.returncode == 0 and got.stdout.strip() == "True"
+
+    for name in names:
+        eventually(f"CRD {name} to be Established", lambda name=name: served(name), timeout)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.waiting import eventually
+from tests.waiting import crds_established, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_ROLE = "bosun-e2e-user"
@@ -29,7 +29,7 @@ USER_ROLE = "bosun-e2e-user"
 def bosun_installed(cluster: Any, kubectl: Any) -> None:
     """CRDs and identity policies from ``crds/`` (what `make operator` applies), plus a role to use them."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/agenttasks.bosun.dev", "crd/approvalgrants.bosun.dev")
+    crds_established(kubectl, "agenttasks.bosun.dev", "approvalgrants.bosun.dev")
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.tools_support import deployment
-from tests.waiting import eventually
+from tests.waiting import crds_established, eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -101,11 +101,11 @@ def test_admin_can_impersonate(kubectl: Kubectl, namespace: str) -> None:
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.test.bosun.dev"},
+    "metadata": {"name": "gadgets.cluster.bosun.dev"},
     "spec": {
-        "group": "test.bosun.dev",
+        "group": "cluster.bosun.dev",
         "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+        "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
         "versions": [
             {
                 "name": "v1",
@@ -132,17 +132,17 @@ CRD = {
 
 def test_crd_with_status_subresource_round_trips(kubectl: Kubectl, namespace: str) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(CRD))
-    kubectl("wait", "--for=condition=Established", "crd/widgets.test.bosun.dev", "--timeout=30s")
-    widget = {
-        "apiVersion": "test.bosun.dev/v1",
-        "kind": "Widget",
-        "metadata": {"name": "w"},
+    crds_established(kubectl, "gadgets.cluster.bosun.dev")
+    gadget = {
+        "apiVersion": "cluster.bosun.dev/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g"},
         "spec": {"size": 2},
     }
     eventually(
-        "the Widget kind to be served",
+        "the Gadget kind to be served",
         lambda: (
-            kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(widget), check=False).returncode
+            kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(gadget), check=False).returncode
             == 0
         ),
     )
@@ -150,19 +150,19 @@ def test_crd_with_status_subresource_round_trips(kubectl: Kubectl, namespace: st
         "patch",
         "-n",
         namespace,
-        "widget/w",
+        "gadget/g",
         "--subresource=status",
         "--type=merge",
         "-p",
         '{"status":{"phase":"Ready"}}',
     )
     # The main endpoint ignores status, and the status endpoint ignores spec.
-    kubectl("patch", "-n", namespace, "widget/w", "--type=merge", "-p", '{"status":{"phase":"Forged"}}')
-    got = json.loads(kubectl("get", "-n", namespace, "widget/w", "-o", "json").stdout)
+    kubectl("patch", "-n", namespace, "gadget/g", "--type=merge", "-p", '{"status":{"phase":"Forged"}}')
+    got = json.loads(kubectl("get", "-n", namespace, "gadget/g", "-o", "json").stdout)
     assert got["status"] == {"phase": "Ready"}
     assert got["metadata"]["generation"] == 1
     invalid = kubectl(
-        "patch", "-n", namespace, "widget/w", "--type=merge", "-p", '{"spec":{"size":0}}', check=False
+        "patch", "-n", namespace, "gadget/g", "--type=merge", "-p", '{"spec":{"size":0}}', check=False
     )
     assert invalid.returncode != 0
     assert "spec.size" in invalid.stderr

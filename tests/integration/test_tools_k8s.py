@@ -15,6 +15,7 @@ from fastmcp.exceptions import ToolError
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.tools_support import call, deployment, mcp
+from tests.waiting import crds_established
 
 pytestmark = pytest.mark.cluster
 __all__ = ["mcp"]  # the shared client fixture, used with this module's server fixture
@@ -134,7 +135,7 @@ async def test_custom_resources_are_listed_and_read(
         },
     }
     kubectl("apply", "-f", "-", input=json.dumps(crd))
-    kubectl("wait", "--for=condition=Established", f"crd/widgets.{CRD_GROUP}", "--timeout=60s")
+    crds_established(kubectl, f"widgets.{CRD_GROUP}")
     widget = {
         "apiVersion": f"{CRD_GROUP}/v1",
         "kind": "Widget",

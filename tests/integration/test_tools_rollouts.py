@@ -21,6 +21,7 @@ from fastmcp.exceptions import ToolError
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.tools_support import call, deployment, mcp
+from tests.waiting import crds_established
 
 pytestmark = pytest.mark.cluster
 __all__ = ["mcp"]  # the shared client fixture, used with this module's server fixture
@@ -72,8 +73,7 @@ def rollout_crds(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=bosun-tests", *files)
 
     names = ("rollouts.argoproj.io", "experiments.argoproj.io", "analysisruns.argoproj.io")
-    # kubectl wait tolerates CRDs whose status has no conditions yet (a jsonpath filter would fail).
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))
+    crds_established(kubectl, *names)
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
