@@ -57,8 +57,7 @@ test: venv binaries ## lint, then every test against the real local control plan
 
 .PHONY: operator
 operator: cluster-up ## run the operator in the foreground against $$KUBECONFIG (default .cluster/kubeconfig)
-	bin=$$(bash tests/cluster/build.sh); "$$bin/kubectl" apply -f crds/ >/dev/null
-	"$$(bash tests/cluster/build.sh)/kubectl" wait --for=condition=Established crd --all --timeout=60s >/dev/null
+	"$$(bash tests/cluster/build.sh)/kubectl" apply --server-side --force-conflicts -f crds/
 	$(PY) python -m bosun
 
 .PHONY: demo

@@ -14,7 +14,12 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "Install Bosun's CRDs and identity policies, and give alice and bob their roles"
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
-kubectl wait --for=condition=Established crd/agenttasks.bosun.dev crd/approvalgrants.bosun.dev >/dev/null
+for crd in agenttasks.bosun.dev approvalgrants.bosun.dev; do   # kubectl wait fails on a just-created CRD
+  for _ in $(seq 300); do
+    [ "$(kubectl get crd "$crd" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" = True ] && break
+    sleep 0.2
+  done
+done
 kubectl create namespace shop --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -f - >/dev/null <<'EOF'
 apiVersion: rbac.authorization.k8s.io/v1
