@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import subprocess
 import threading
 import time
@@ -42,4 +43,4 @@ def crds_established(
         return got.returncode == 0 and got.stdout.strip() == "True"
 
     for name in names:
-        eventually(f"CRD {name} to be Established", lambda name=name: served(name), timeout)
+        eventually(f"CRD {name} to be Established", functools.partial(served, name), timeout)

@@ -10,14 +10,28 @@
 | BOSUN_VERIFY_SECONDS | deadline of the objective checks after execution |
 | BOSUN_APPROVAL_TIMEOUT_SECONDS | a proposal nobody decides within this ends the task Expired |
 | BOSUN_SWEEP_SECONDS | how often waiting tasks are re-checked (retries, expiry, TTL) |
+| BOSUN_FOUR_EYES | ``true`` (default): a requester may not approve their own proposal (Deny still works) |
+| BOSUN_REQUIRED_APPROVALS | distinct approvers a proposal needs (1-8, default 1) |
+| BOSUN_DESTRUCTIVE_APPROVER_GROUPS | comma-separated groups; a grant approving a destructive step must come |
+| | from a member of one of them (default: any approver) |
+| BOSUN_ANNOTATION_APPROVALS | ``true`` (default): ``kubectl annotate agenttask X approve=true`` is accepted |
+| BOSUN_MAX_GRANT_AGE_SECONDS | a grant older than this approves nothing, even without ``expiresAt`` |
+| | (default 86400; 0 = no limit) |
+
+The approval variables are defaults: a Namespace object's annotations ``bosun.dev/four-eyes``,
+``bosun.dev/required-approvals``, ``bosun.dev/destructive-approver-groups``,
+``bosun.dev/annotation-approvals`` and ``bosun.dev/max-grant-age-seconds`` override them for tasks in or
+targeting that namespace (the strictest of all namespaces a task touches applies; see ``bosun.approval``).
+Only cluster admins can annotate namespaces, so users who may edit tasks and grants cannot weaken it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from bosun.approval import ApprovalPolicy
 from bosun.planner import ModelSettings
 
 
@@ -41,6 +55,7 @@ class OperatorConfig:
     approval_timeout_seconds: float = 7 * 24 * 3600.0
     sweep_seconds: float = 10.0
     tool_timeout_seconds: float = 120.0
+    approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -68,6 +83,7 @@ class OperatorConfig:
             approval_timeout_seconds=_float(env, "BOSUN_APPROVAL_TIMEOUT_SECONDS", 7 * 24 * 3600.0),
             sweep_seconds=_float(env, "BOSUN_SWEEP_SECONDS", 10.0),
             tool_timeout_seconds=_float(env, "BOSUN_TOOL_TIMEOUT_SECONDS", 120.0),
+            approval=ApprovalPolicy.from_env(env),
         )
 
     def model_for(self, override: str | None) -> ModelSettings | None:

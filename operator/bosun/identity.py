@@ -7,6 +7,10 @@ authenticated user and groups into annotations at admission, overwriting whateve
 - AgentTask UPDATE that sets or changes the ``approve`` annotation: ``bosun.dev/approved-by`` (+ groups);
 - ApprovalGrant CREATE: ``bosun.dev/approver`` (+ groups).
 
+Group lists are one annotation each, joined with ``,`` after escaping ``\\`` and ``,`` with a backslash
+(``encode_groups``/``decode_groups``), so a group named ``a,b`` is impersonated as itself, never as ``a``
+and ``b``.
+
 On UPDATE the stamped annotations are restored from the stored object, so they cannot be edited later;
 the operator copies the requester into ``status.requester`` at first sight anyway (status needs its own
 RBAC). The operator refuses to trust these annotations unless the policy is installed (fail closed; see
@@ -19,7 +23,7 @@ is the operator itself, so only then is ``bosun.dev/on-behalf-of`` (copied from 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bosun_tools.kube import Identity
@@ -39,7 +43,34 @@ APPROVE_ANNOTATION = "approve"
 """``kubectl annotate agenttask X approve=true``: short on purpose, it is what people type."""
 
 
-_GROUPS_EXPR = "has(request.userInfo.groups) ? request.userInfo.groups.join(',') : ''"
+_GROUPS_EXPR = (
+    "has(request.userInfo.groups) ? request.userInfo.groups"
+    r".map(g, g.replace('\\', '\\\\').replace(',', '\\,')).join(',') : ''"
+)
+"""Groups joined with ``,`` after escaping ``\\`` and ``,`` with a backslash (CEL strings extension), so a
+group named ``a,b`` stays one group: split naively it would impersonate groups ``a`` and ``b``."""
+
+
+def encode_groups(groups: Iterable[str]) -> str:
+    """The annotation form of a group list, exactly as ``_GROUPS_EXPR`` writes it at admission."""
+    return ",".join(g.replace("\\", "\\\\").replace(",", "\\,") for g in groups)
+
+
+def decode_groups(text: str) -> list[str]:
+    """Inverse of ``encode_groups``: split on unescaped commas, drop the escapes, skip empty names."""
+    groups: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == ",":
+            groups.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    groups.append("".join(current))
+    return [g for g in groups if g]
 
 
 def _annotations_expr(keys: tuple[str, str]) -> str:
@@ -159,8 +190,7 @@ def _user(annotations: Mapping[str, str], user_key: str, groups_key: str) -> Use
     user = annotations.get(user_key)
     if not user:
         return None
-    groups = [g for g in annotations.get(groups_key, "").split(",") if g]
-    return UserRef(user=user, groups=groups)
+    return UserRef(user=user, groups=decode_groups(annotations.get(groups_key, "")))
 
 
 def requester_of(meta: Mapping[str, Any]) -> UserRef | None:
@@ -172,14 +202,21 @@ def annotation_approver_of(meta: Mapping[str, Any]) -> UserRef | None:
     return _user(meta.get("annotations") or {}, APPROVED_BY, APPROVED_BY_GROUPS)
 
 
-def approver_of(meta: Mapping[str, Any], operator: Identity | None) -> UserRef | None:
-    """The authenticated decider of a grant: its creator, or for the operator's own annotation-approval
-    records the user the operator recorded from the task's stamped annotation."""
+def grant_origin(meta: Mapping[str, Any], operator: Identity | None) -> tuple[UserRef | None, bool]:
+    """The authenticated decider of a grant, and whether it came from an ``approve`` annotation: a grant's
+    decider is its creator, except for the operator's own annotation-approval records, whose decider is the
+    user the operator copied from the task's stamped annotation."""
     annotations = meta.get("annotations") or {}
     creator = _user(annotations, APPROVER, APPROVER_GROUPS)
     if creator is not None and operator is not None and creator.user == operator.user:
-        return _user(annotations, ON_BEHALF_OF, ON_BEHALF_OF_GROUPS) or creator
-    return creator
+        on_behalf = _user(annotations, ON_BEHALF_OF, ON_BEHALF_OF_GROUPS)
+        if on_behalf is not None:
+            return on_behalf, True
+    return creator, False
+
+
+def approver_of(meta: Mapping[str, Any], operator: Identity | None) -> UserRef | None:
+    return grant_origin(meta, operator)[0]
 
 
 def as_identity(user: UserRef) -> Identity:

@@ -150,6 +150,25 @@ class Store:
         except KubeError as exc:
             log.warning("could not post Event %s about %s: %s", reason, meta["name"], exc)
 
+    async def namespace_annotations(self, name: str) -> dict[str, str]:
+        """The Namespace object's annotations (the per-namespace approval policy); {} if it does not exist."""
+        try:
+            namespace = await self.kube.request("GET", f"/api/v1/namespaces/{name}")
+        except KubeError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        annotations: dict[str, str] = (namespace.get("metadata") or {}).get("annotations") or {}
+        return annotations
+
+    async def may_create_grants(self, user: Identity, namespace: str) -> bool:
+        """RBAC's answer for an annotation approver: the same right a grant's creator needed."""
+        answer = await self.kube.access_review(
+            {"verb": "create", "group": "bosun.dev", "resource": "approvalgrants", "namespace": namespace},
+            subject=user,
+        )
+        return bool(answer.get("allowed"))
+
     async def whoami(self) -> Identity:
         review = await self.kube.request(
             "POST",

@@ -282,6 +282,10 @@ class ApprovalRecord(_Model):
     )
     reason: str = _text(1024, "Why the grant did or did not apply.")
     at: datetime = Field(description="When the operator decided.")
+    created_at: datetime | None = Field(
+        default=None, description="When the grant was created (its age is bounded by the approval policy)."
+    )
+    expires_at: datetime | None = Field(default=None, description="The grant's own spec.expiresAt.")
 
 
 class Usage(_Model):

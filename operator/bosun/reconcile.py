@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,12 +23,17 @@ from bosun_tools.registry import safety_of
 
 from bosun import identity as ids
 from bosun.approval import (
+    ApprovalPolicy,
     GrantVerdict,
     already_considered,
     apply_verdict,
-    grant_matches_proposal,
+    approval_hint,
     grant_status,
+    judge_grant,
+    parse_timestamp,
     plan_hash,
+    strictest,
+    tally,
 )
 from bosun.config import OperatorConfig
 from bosun.executor import Claim, StepClaimLost, execute, skip_remaining
@@ -390,16 +397,19 @@ async def _record_annotation_approval(task: Task) -> None:
         await deps.store.annotate_task(task.namespace, task.name, {ids.APPROVE_ANNOTATION: None})
         await task.emit("Warning", "ApprovalIgnored", f"approve annotation ignored: {why}")
         return
+    # One record per approver and revision: a crash between create and annotation removal finds it again,
+    # and two people approving by annotation (N-of-M) get two grants.
+    digest = hashlib.sha256(approver.user.encode()).hexdigest()[:10]
     grant = {
         "apiVersion": API_VERSION,
         "kind": "ApprovalGrant",
         "metadata": {
-            "name": f"{task.name[:230]}-r{proposal.revision}-approve",
+            "name": f"{task.name[:200]}-r{proposal.revision}-approve-{digest}",
             "namespace": task.namespace,
             "labels": {f"{GROUP}/via": "annotation"},
             "annotations": {
                 ids.ON_BEHALF_OF: approver.user,
-                ids.ON_BEHALF_OF_GROUPS: ",".join(approver.groups),
+                ids.ON_BEHALF_OF_GROUPS: ids.encode_groups(approver.groups),
             },
             "ownerReferences": [
                 {"apiVersion": API_VERSION, "kind": "AgentTask", "name": task.name, "uid": task.uid}
@@ -416,45 +426,105 @@ async def _record_annotation_approval(task: Task) -> None:
     await deps.store.annotate_task(task.namespace, task.name, {ids.APPROVE_ANNOTATION: None})
 
 
+async def _policy(task: Task) -> ApprovalPolicy:
+    """The strictest policy of the task's namespace and of every namespace it may change."""
+    deps = task.deps
+    policies = []
+    for namespace in dict.fromkeys([task.namespace, *task.targets]):
+        annotations = await deps.store.namespace_annotations(namespace)
+        policies.append(deps.config.approval.for_namespace(namespace, annotations))
+    return strictest(policies)
+
+
 async def _await_approval(task: Task) -> bool:
     """Apply pending decisions; True when the task moved on (Executing, Denied, Expired)."""
     deps, proposal = task.deps, task.status.proposal
     assert proposal is not None
     if ids.APPROVE_ANNOTATION in task.annotations:
         await _record_annotation_approval(task)
+    policy: ApprovalPolicy | None = None
     for grant in await deps.store.list_grants(task.namespace):
         meta, spec = grant["metadata"], grant.get("spec") or {}
         if (spec.get("taskRef") or {}).get("name") != task.name:
             continue
         if (grant.get("status") or {}).get("state") or already_considered(task.status, meta["name"]):
             continue
-        approver = ids.approver_of(meta, deps.operator_identity) if deps.identity_trusted else None
+        policy = policy or await _policy(task)
+        approver, via_annotation = (
+            ids.grant_origin(meta, deps.operator_identity) if deps.identity_trusted else (None, False)
+        )
+        may_create = True
+        if via_annotation and approver is not None:
+            may_create = await deps.store.may_create_grants(ids.as_identity(approver), task.namespace)
         now = deps.now()
-        verdict = grant_matches_proposal(
+        verdict = judge_grant(
             grant,
             task_name=task.name,
             task_uid=task.uid,
+            namespace=task.namespace,
             phase=task.status.phase,
             proposal=task.status.proposal,
+            requester=task.status.requester,
             approver=approver,
+            via_annotation=via_annotation,
+            may_create_grants=may_create,
+            policy=policy,
+            approvals=task.status.approvals,
             now=now,
         )
         subset = spec.get("steps")
         task.status = apply_verdict(
-            task.status, verdict, grant_name=meta["name"], approver=approver, subset=subset, now=now
+            task.status,
+            verdict,
+            grant_name=meta["name"],
+            approver=approver,
+            subset=subset,
+            now=now,
+            policy=policy,
+            created_at=parse_timestamp(meta.get("creationTimestamp")),
+            expires_at=parse_timestamp(spec.get("expiresAt")),
         )
+        outcome = tally(task.status, policy, now)
         who = approver.user if approver else "unknown"
         # The decision and the phase it leads to are one status write, so a crash cannot leave a recorded
         # approval without its effect; the grant's own status follows (it only explains).
+        moved = verdict.accepted and outcome.complete
         if not verdict.accepted:
             await task.write()
-        elif verdict.decision == "Deny":
+        elif not outcome.complete:
+            counted = [u.user for u in outcome.counted()]
+            excluded = [who, *counted]
+            if policy.four_eyes and task.status.requester is not None:
+                excluded.append(task.status.requester.user)
+            waiting = (
+                f"{outcome.progress()} for revision {proposal.revision}; "
+                f"{policy.required_approvals - len(counted)} more needed: "
+                + approval_hint(task.namespace, excluded)
+            )
+            verdict = dataclasses.replace(verdict, reason="ApprovalCounted", message=waiting)
+            task.status = with_condition(
+                task.status,
+                "Approved",
+                "False",
+                "ApprovalsPending",
+                waiting,
+                generation=task.generation,
+                now=now,
+            )
+            await task.write()
+            await task.emit("Normal", "ApprovalCounted", f"{who} approved (grant {meta['name']}): {waiting}")
+        elif not outcome.approved:
             task.status = skip_remaining(task.status, f"denied by {who}", now)
             await task.move(
                 "Denied", "Denied", f"denied by {who} with grant {meta['name']}: {verdict.message}", "Warning"
             )
         else:
-            await task.move("Executing", "Approved", f"{verdict.message} by {who} (grant {meta['name']})")
+            approved_by = ", ".join(sorted({u.user for us in outcome.approvers.values() for u in us}))
+            await task.move(
+                "Executing",
+                "Approved",
+                f"{verdict.message} by {approved_by} ({outcome.progress()}; last grant {meta['name']})",
+            )
         with contextlib.suppress(KubeError):
             await deps.store.write_grant_status(
                 task.namespace,
@@ -472,13 +542,16 @@ async def _await_approval(task: Task) -> bool:
         await deps.store.post_event(
             {"apiVersion": API_VERSION, "kind": "ApprovalGrant", **grant},
             *grant_event,
-            f"{verdict.reason}: {verdict.message} (task {task.name}, revision {proposal.revision})",
+            f"{who}: {verdict.reason}: {verdict.message} (task {task.name}, revision {proposal.revision})",
         )
-        if verdict.accepted:
+        if moved:
             return True
-        await task.emit(
-            "Warning", "GrantRejected", f"grant {meta['name']} by {who}: {verdict.reason}: {verdict.message}"
-        )
+        if not verdict.accepted:
+            await task.emit(
+                "Warning",
+                "GrantRejected",
+                f"grant {meta['name']} by {who}: {verdict.reason}: {verdict.message}",
+            )
     waited = deps.now() - proposal.created_at
     if waited > timedelta(seconds=deps.config.approval_timeout_seconds):
         task.status = skip_remaining(task.status, "nobody decided in time", deps.now())
