@@ -259,9 +259,10 @@ def replay_calls(source: Mapping[str, Any]) -> list[PlannedCall]:
 # ----- phases ----------------------------------------------------------------------------------------------
 
 
-async def _plan(task: Task) -> None:
-    deps, status = task.deps, task.status
-    ctx = PlanningContext(
+def _planning_context(task: Task) -> PlanningContext:
+    """The model's context, rebuilt from ``.status`` every time (no LangGraph checkpoints in etcd)."""
+    status = task.status
+    return PlanningContext(
         request=task.spec.request,
         namespace=task.namespace,
         target_namespaces=task.targets,
@@ -270,6 +271,11 @@ async def _plan(task: Task) -> None:
         max_iterations=task.spec.max_iterations,
         history=history_lines(status),
     )
+
+
+async def _plan(task: Task) -> None:
+    deps, status = task.deps, task.status
+    ctx = _planning_context(task)
     if task.spec.replay_of and status.proposal is None:
         result = await _replay(task)
     else:
@@ -604,15 +610,7 @@ async def _verify(task: Task) -> None:
         record = next((r for r in status.steps if r.id == f"r{proposal.revision}-{step.id}"), None)
         if record is not None and record.state == "Succeeded":
             executed.append((step, record.data))
-    ctx = PlanningContext(
-        request=task.spec.request,
-        namespace=task.namespace,
-        target_namespaces=task.targets,
-        identity=task.requester,
-        iteration=status.iteration,
-        max_iterations=task.spec.max_iterations,
-        history=history_lines(status),
-    )
+    ctx = _planning_context(task)
     result = await verify(
         executed,
         ctx=ctx,
