@@ -17,12 +17,16 @@
 | BOSUN_ANNOTATION_APPROVALS | ``true`` (default): ``kubectl annotate agenttask X approve=true`` is accepted |
 | BOSUN_MAX_GRANT_AGE_SECONDS | a grant older than this approves nothing, even without ``expiresAt`` |
 | | (default 86400; 0 = no limit) |
+| BOSUN_EXECUTION_SERVICE_ACCOUNT | a ServiceAccount name: approved calls run as that account of the task's |
+| | namespace instead of the requester (default empty: as the requester) |
 
 The approval variables are defaults: a Namespace object's annotations ``bosun.dev/four-eyes``,
 ``bosun.dev/required-approvals``, ``bosun.dev/destructive-approver-groups``,
 ``bosun.dev/annotation-approvals`` and ``bosun.dev/max-grant-age-seconds`` override them for tasks in or
 targeting that namespace (the strictest of all namespaces a task touches applies; see ``bosun.approval``).
 Only cluster admins can annotate namespaces, so users who may edit tasks and grants cannot weaken it.
+Likewise ``bosun.dev/execution-service-account`` overrides ``BOSUN_EXECUTION_SERVICE_ACCOUNT`` (the account
+is used only when every namespace a task touches agrees; see ``bosun.identity.execution_identity``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from bosun.approval import ApprovalPolicy
+from bosun.identity import service_account_setting
 from bosun.planner import ModelSettings
 
 
@@ -56,6 +61,8 @@ class OperatorConfig:
     sweep_seconds: float = 10.0
     tool_timeout_seconds: float = 120.0
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    execution_service_account: str = ""
+    """"": approved calls run as the requester (the default, safety rule 3)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -84,6 +91,9 @@ class OperatorConfig:
             sweep_seconds=_float(env, "BOSUN_SWEEP_SECONDS", 10.0),
             tool_timeout_seconds=_float(env, "BOSUN_TOOL_TIMEOUT_SECONDS", 120.0),
             approval=ApprovalPolicy.from_env(env),
+            execution_service_account=service_account_setting(
+                env.get("BOSUN_EXECUTION_SERVICE_ACCOUNT", ""), "BOSUN_EXECUTION_SERVICE_ACCOUNT"
+            ),
         )
 
     def model_for(self, override: str | None) -> ModelSettings | None:

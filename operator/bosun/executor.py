@@ -26,6 +26,7 @@ from bosun.models import (
     AgentTaskStatus,
     ProposedStep,
     StepRecord,
+    UserRef,
     canonical_json,
     cap,
 )
@@ -194,13 +195,18 @@ async def execute(
     emit: Emit,
     now: Callable[[], datetime],
     timeout: float = 120,  # noqa: ASYNC109 - per tool call, handed to the gateway
+    on_behalf_of: str | None = None,
 ) -> ExecutionResult:
     """Run the approved steps in order until all ran (``done``) or one cannot (``reason``/``message``).
+    Each call is made as ``identity``, recorded in its step as ``ranAs``; ``on_behalf_of`` names the
+    requester in Events when that identity is someone else (an execution ServiceAccount).
 
     Raises ``bosun.gateway.ToolServerUnavailable`` when the tool server is down before a step started
     (nothing ran; retry later) or during a call (the step stays ``Executing`` and the idempotency rule
     decides on retry).
     """
+    ran_as = UserRef(user=identity.user, groups=list(identity.groups))
+    acting = identity.user + (f" on behalf of {on_behalf_of}" if on_behalf_of else "")
     while True:
         action = next_action(status, task_uid, lambda tool: safety_of(tool).idempotent)
         if action.kind == "done":
@@ -218,16 +224,19 @@ async def execute(
             _replace(
                 status,
                 record.model_copy(
-                    update={"state": "Executing", "started_at": started, "attempts": record.attempts + 1}
+                    update={
+                        "state": "Executing",
+                        "started_at": started,
+                        "attempts": record.attempts + 1,
+                        "ran_as": ran_as,
+                    }
                 ),
             ),
             claim,
         )
         if action.reason == "Resumed":
             await emit("Normal", "ToolResumed", f"step {step.id}: {action.message} after an interruption")
-        await emit(
-            "Normal", "ToolStarted", f"step {step.id}: {step.tool} {_short(step.args)} as {identity.user}"
-        )
+        await emit("Normal", "ToolStarted", f"step {step.id}: {step.tool} {_short(step.args)} as {acting}")
         outcome = await gateway.call(step.tool, step.args, identity=identity, preview=False, timeout=timeout)
         running = _record(status, status.proposal.revision, step.id) if status.proposal else None
         base = running or record

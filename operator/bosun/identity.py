@@ -23,12 +23,14 @@ is the operator itself, so only then is ``bosun.dev/on-behalf-of`` (copied from 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bosun_tools.kube import Identity
 
-from bosun.models import GROUP, UserRef
+from bosun.models import DNS_SUBDOMAIN, GROUP, UserRef
 
 POLICY_NAME = "bosun-identity"
 REQUESTER = f"{GROUP}/requester"
@@ -41,6 +43,8 @@ ON_BEHALF_OF = f"{GROUP}/on-behalf-of"
 ON_BEHALF_OF_GROUPS = f"{GROUP}/on-behalf-of-groups"
 APPROVE_ANNOTATION = "approve"
 """``kubectl annotate agenttask X approve=true``: short on purpose, it is what people type."""
+EXECUTION_SERVICE_ACCOUNT = f"{GROUP}/execution-service-account"
+"""Namespace annotation overriding ``BOSUN_EXECUTION_SERVICE_ACCOUNT`` (see ``execution_identity``)."""
 
 
 _GROUPS_EXPR = (
@@ -221,3 +225,70 @@ def approver_of(meta: Mapping[str, Any], operator: Identity | None) -> UserRef |
 
 def as_identity(user: UserRef) -> Identity:
     return Identity(user.user, tuple(g for g in user.groups if g != "system:authenticated"))
+
+
+# ----- execution identity ----------------------------------------------------------------------------------
+
+_SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
+
+
+def service_account_setting(raw: str, where: str) -> str:
+    """A ServiceAccount name, or "" for the requester; ``where`` names the variable or annotation to fix."""
+    value = raw.strip()
+    if value and (len(value) > 253 or not _SUBDOMAIN.match(value)):
+        raise ValueError(
+            f"{where}={raw!r} is not a ServiceAccount name (a DNS-1123 subdomain: lower-case letters, "
+            "digits, '-' and '.'); set it to e.g. bosun-executor, or remove it to execute as the requester"
+        )
+    return value
+
+
+def service_account_identity(namespace: str, name: str) -> Identity:
+    """What the API server authenticates a ServiceAccount token as, so impersonating it gets the same
+    rights, including those bound to the ServiceAccount groups."""
+    return Identity(
+        f"system:serviceaccount:{namespace}:{name}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+    )
+
+
+@dataclass(frozen=True)
+class ExecutionChoice:
+    """Who runs a task's approved calls; ``problem`` (nothing runs) names the annotation to fix."""
+
+    identity: Identity
+    service_account: str | None = None
+    problem: str | None = None
+
+
+def execution_identity(
+    requester: Identity,
+    task_namespace: str,
+    default: str,
+    annotations: Mapping[str, Mapping[str, str]],
+) -> ExecutionChoice:
+    """Execute as the requester unless every namespace the task touches opts into the same ServiceAccount.
+
+    ``annotations`` maps the task's namespace and each target namespace to its Namespace annotations;
+    ``bosun.dev/execution-service-account`` there overrides ``default`` (``BOSUN_EXECUTION_SERVICE_ACCOUNT``,
+    "" = the requester). The account is the one of that name in the task's namespace. Only when all
+    these namespaces name the same account does it run the approved calls; if any says "" or another name,
+    the calls run as the requester, so a task placed in a namespace that delegates to an account cannot
+    carry that delegation into a namespace whose admin did not agree to it. A value that is not a
+    ServiceAccount name stops the task (fail closed) rather than silently running as someone else.
+    """
+    settings: set[str] = set()
+    for namespace, found in annotations.items():
+        raw = found.get(EXECUTION_SERVICE_ACCOUNT, default)
+        try:
+            settings.add(service_account_setting(raw, f"namespace {namespace} {EXECUTION_SERVICE_ACCOUNT}"))
+        except ValueError as exc:
+            return ExecutionChoice(
+                requester,
+                problem=f"{exc}; a cluster admin must fix it (kubectl annotate namespace {namespace} "
+                f"{EXECUTION_SERVICE_ACCOUNT}=<name> --overwrite); nothing was run",
+            )
+    if len(settings) != 1 or "" in settings:
+        return ExecutionChoice(requester)
+    [name] = settings
+    return ExecutionChoice(service_account_identity(task_namespace, name), service_account=name)

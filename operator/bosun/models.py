@@ -239,6 +239,11 @@ class StepRecord(_Model):
     grant: str | None = Field(
         default=None, max_length=253, description="ApprovalGrant that decided the step."
     )
+    ran_as: UserRef | None = Field(
+        default=None,
+        description="Who the call was made as, recorded when it started: the requester, or the namespace's "
+        "execution ServiceAccount. Planning's read-only calls always run as the requester.",
+    )
     started_at: datetime | None = Field(default=None, description="When execution started.")
     finished_at: datetime | None = Field(default=None, description="When the call finished.")
     attempts: int = Field(default=0, ge=0, le=100, description="How many times the call was started.")

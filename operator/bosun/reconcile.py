@@ -36,8 +36,9 @@ from bosun.approval import (
     tally,
 )
 from bosun.config import OperatorConfig
-from bosun.executor import Claim, StepClaimLost, execute, skip_remaining
+from bosun.executor import Claim, ExecutionResult, StepClaimLost, execute, skip_remaining
 from bosun.gateway import ToolGateway, ToolServerUnavailable
+from bosun.identity import ExecutionChoice
 from bosun.kube import Store
 from bosun.models import (
     API_VERSION,
@@ -259,7 +260,7 @@ def replay_calls(source: Mapping[str, Any]) -> list[PlannedCall]:
 # ----- phases ----------------------------------------------------------------------------------------------
 
 
-def _planning_context(task: Task) -> PlanningContext:
+def _planning_context(task: Task, execution: ExecutionChoice) -> PlanningContext:
     """The model's context, rebuilt from ``.status`` every time (no LangGraph checkpoints in etcd)."""
     status = task.status
     return PlanningContext(
@@ -270,14 +271,43 @@ def _planning_context(task: Task) -> PlanningContext:
         iteration=status.iteration,
         max_iterations=task.spec.max_iterations,
         history=history_lines(status),
+        executor=execution.identity if execution.service_account else None,
     )
+
+
+async def _namespace_annotations(task: Task) -> dict[str, dict[str, str]]:
+    """The Namespace annotations of the task's namespace and of every namespace it may change."""
+    store = task.deps.store
+    return {
+        ns: await store.namespace_annotations(ns) for ns in dict.fromkeys([task.namespace, *task.targets])
+    }
+
+
+async def _execution(task: Task) -> ExecutionChoice:
+    """Who runs the approved calls, decided again in every phase from the Namespaces' current settings."""
+    return ids.execution_identity(
+        task.requester,
+        task.namespace,
+        task.deps.config.execution_service_account,
+        await _namespace_annotations(task),
+    )
+
+
+def _running_as(execution: ExecutionChoice) -> str:
+    if execution.service_account is None:
+        return ""
+    return f"; approved calls run as {execution.identity.user}"
 
 
 async def _plan(task: Task) -> None:
     deps, status = task.deps, task.status
-    ctx = _planning_context(task)
+    execution = await _execution(task)
+    if execution.problem is not None:
+        await task.move("Failed", "ExecutionIdentityInvalid", execution.problem, "Warning")
+        return
+    ctx = _planning_context(task, execution)
     if task.spec.replay_of and status.proposal is None:
-        result = await _replay(task)
+        result = await _replay(task, ctx.acting)
     else:
         result = await propose_plan(ctx, deps.gateway, deps.config.model_for(task.spec.model))
     status = add_usage(task.status, result.usage)
@@ -352,11 +382,11 @@ async def _plan(task: Task) -> None:
         "ApprovalRequired",
         f"proposal revision {revision} ({proposal.hash}) awaits approval: {steps_text}. Approve with "
         f"`kubectl annotate agenttask {task.name} approve=true` or an ApprovalGrant with planHash "
-        f"{proposal.hash}",
+        f"{proposal.hash}{_running_as(execution)}",
     )
 
 
-async def _replay(task: Task) -> PlanResult:
+async def _replay(task: Task, acting: Identity) -> PlanResult:
     name = task.spec.replay_of or ""
     source = await task.deps.store.get_task(task.namespace, name)
     if source is None:
@@ -371,7 +401,7 @@ async def _replay(task: Task) -> PlanResult:
         problem = task.deps.gateway.scope_error(call.tool, call.args, task.targets)
         if problem is not None:
             return PlanResult("failed", problem, error=f"cannot replay: {problem}")
-        preview = await task.deps.gateway.call(call.tool, call.args, identity=task.requester, preview=True)
+        preview = await task.deps.gateway.call(call.tool, call.args, identity=acting, preview=True)
         if not preview.ok:
             error = f"cannot replay {call.tool}: the dry-run failed: {preview.error}"
             return PlanResult("failed", error, error=error)
@@ -434,12 +464,11 @@ async def _record_annotation_approval(task: Task) -> None:
 
 async def _policy(task: Task) -> ApprovalPolicy:
     """The strictest policy of the task's namespace and of every namespace it may change."""
-    deps = task.deps
-    policies = []
-    for namespace in dict.fromkeys([task.namespace, *task.targets]):
-        annotations = await deps.store.namespace_annotations(namespace)
-        policies.append(deps.config.approval.for_namespace(namespace, annotations))
-    return strictest(policies)
+    approval = task.deps.config.approval
+    found = await _namespace_annotations(task)
+    return strictest(
+        approval.for_namespace(namespace, annotations) for namespace, annotations in found.items()
+    )
 
 
 async def _await_approval(task: Task) -> bool:
@@ -574,16 +603,21 @@ async def _execute(task: Task) -> None:
     async def write(status: AgentTaskStatus, claim: Claim | None = None) -> AgentTaskStatus:
         return await task.write(status, claim)
 
-    result = await execute(
-        task.status,
-        task_uid=task.uid,
-        gateway=deps.gateway,
-        identity=task.requester,
-        write=write,
-        emit=task.emit,
-        now=deps.now,
-        timeout=deps.config.tool_timeout_seconds,
-    )
+    execution = await _execution(task)
+    if execution.problem is not None:
+        result = ExecutionResult(task.status, False, "ExecutionIdentityInvalid", execution.problem)
+    else:
+        result = await execute(
+            task.status,
+            task_uid=task.uid,
+            gateway=deps.gateway,
+            identity=execution.identity,
+            write=write,
+            emit=task.emit,
+            now=deps.now,
+            timeout=deps.config.tool_timeout_seconds,
+            on_behalf_of=task.requester.user if execution.service_account else None,
+        )
     task.status = result.status
     if result.done:
         await task.move("Verifying", "Executed", "all approved steps ran; verifying the outcome")
@@ -610,7 +644,11 @@ async def _verify(task: Task) -> None:
         record = next((r for r in status.steps if r.id == f"r{proposal.revision}-{step.id}"), None)
         if record is not None and record.state == "Succeeded":
             executed.append((step, record.data))
-    ctx = _planning_context(task)
+    execution = await _execution(task)
+    if execution.problem is not None:
+        await task.move("Failed", "ExecutionIdentityInvalid", execution.problem, "Warning")
+        return
+    ctx = _planning_context(task, execution)
     result = await verify(
         executed,
         ctx=ctx,

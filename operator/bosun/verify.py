@@ -1,9 +1,10 @@
 """Did the executed calls achieve what was asked? Objective checks first, then a short model judgement.
 
-Objective checks read the world through read-only tools as the requester (rollout complete and replicas
-available after scale/restart/undo/set-image, Helm release deployed, Jenkins build result), each bounded by
-a deadline. Only when they pass is the model asked whether the request is satisfied; a failed check sends
-the task back to planning (bounded by maxIterations) and never re-executes anything by itself.
+Objective checks read the world through read-only tools as the identity that executed (``ctx.acting``: the
+requester, or the namespace's execution ServiceAccount): rollout complete and replicas available after
+scale/restart/undo/set-image, Helm release deployed, Jenkins build result, each bounded by a deadline.
+Only when they pass is the model asked whether the request is satisfied; a failed check sends the task
+back to planning (bounded by maxIterations) and never re-executes anything by itself.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ async def verify(
     checks: list[VerificationCheck] = []
     for step, data in executed:
         for probe in probes_for(step, data):
-            checks.append(await run_probe(probe, gateway, ctx.identity, deadline))
+            checks.append(await run_probe(probe, gateway, ctx.acting, deadline))
     if not all(c.passed for c in checks):
         failed = "; ".join(f"{c.name}: {c.message}" for c in checks if not c.passed)
         return VerifyResult(

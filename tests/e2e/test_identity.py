@@ -389,3 +389,48 @@ def test_group_names_with_commas_stay_whole_from_admission_to_execution(
     apply(kubectl, namespace, grant_doc("ok", "scale-web", status["proposal"]["hash"]), user="bob")
     wait_phase(kubectl, namespace, "scale-web", "Succeeded", timeout=120)
     assert replicas(kubectl, namespace) == 4
+
+
+def test_a_namespace_execution_service_account_runs_what_carol_may_not_do_herself(
+    kubectl: Any, namespace: str, users: None, bind_role: Any, operator: Operator
+) -> None:
+    """The admin delegates execution in this namespace to ServiceAccount deployer (edit): carol, who may
+    only create tasks, gets a scale approved by bob and run as deployer. Without the annotation the same
+    request by carol is refused as carol, see
+    test_lifecycle.py::test_requester_without_rights_gets_forbidden_not_the_operators_rights."""
+    bind_role(namespace, "carol", USER_ROLE)
+    kubectl("-n", namespace, "create", "serviceaccount", "deployer")
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "deployer-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}],
+    }
+    apply(kubectl, namespace, binding)
+    set_policy(kubectl, namespace, execution_service_account="deployer")
+    deployment(kubectl, namespace)
+    can_i = kubectl("-n", namespace, "auth", "can-i", "patch", "deployments/scale", user="carol", check=False)
+    assert can_i.stdout.strip() == "no"
+
+    apply(
+        kubectl, namespace, task_doc("scale-web", f"scale deployment web in {namespace} to 5"), user="carol"
+    )
+    status = wait_phase(kubectl, namespace, "scale-web", "AwaitingApproval")
+    account = f"system:serviceaccount:{namespace}:deployer"
+    assert status["requester"]["user"] == "carol"
+    approval = next(c for c in status["conditions"] if c["type"] == "Approved")
+    assert approval["message"].endswith(f"; approved calls run as {account}")
+
+    apply(kubectl, namespace, grant_doc("bobs", "scale-web", status["proposal"]["hash"]), user="bob")
+    status = wait_phase(kubectl, namespace, "scale-web", "Succeeded", timeout=120)
+    [step] = [r for r in status["steps"] if r["mutating"]]
+    assert step["ranAs"] == {
+        "user": account,
+        "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+    }
+    assert [u["user"] for u in step["approvedBy"]] == ["bob"]
+    [started] = messages(kubectl, namespace, "scale-web", "ToolStarted")
+    assert started.endswith(f"as {account} on behalf of carol")
+    assert status["verification"]["passed"] is True
+    assert replicas(kubectl, namespace) == 5

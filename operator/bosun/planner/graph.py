@@ -2,8 +2,9 @@
 
 One graph run is one planning pass inside one reconcile; nothing is checkpointed (the task's ``.status`` is
 the durable record and the next pass rebuilds the conversation from it). Read-only calls run at once, in
-parallel, as the requester; mutating calls are validated, scope-checked and previewed (server-side dry-run)
-and collected as the proposal, never executed; whatever is refused goes back to the model as a tool error.
+parallel, as the requester; mutating calls are validated, scope-checked and previewed (server-side dry-run,
+as the identity that would execute them) and collected as the proposal, never executed; whatever is refused
+goes back to the model as a tool error.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class Planner:
                 _cap(text, TOOL_TEXT_CAP),
                 record=InvestigationRecord(call.name, args, outcome.ok, _cap(text, TOOL_TEXT_CAP)),
             )
-        preview = await self.gateway.call(call.name, args, identity=self.ctx.identity, preview=True)
+        preview = await self.gateway.call(call.name, args, identity=self.ctx.acting, preview=True)
         if not preview.ok:
             message = f"dry-run of {call.name} failed, so it was not proposed: {preview.error}"
             return _Feedback(call, message, record=InvestigationRecord(call.name, args, False, message))

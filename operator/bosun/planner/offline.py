@@ -266,7 +266,7 @@ async def plan_offline(ctx: PlanningContext, gateway: ToolGateway) -> PlanResult
             f"{intent.description[:1].upper()}{intent.description[1:]}:\n{text}",
             investigation=[record],
         )
-    preview = await gateway.call(intent.tool, intent.args, identity=ctx.identity, preview=True)
+    preview = await gateway.call(intent.tool, intent.args, identity=ctx.acting, preview=True)
     if not preview.ok:
         error = f"cannot {intent.description}: the dry-run failed: {preview.error}"
         record = InvestigationRecord(intent.tool, intent.args, False, error)

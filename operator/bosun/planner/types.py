@@ -40,6 +40,14 @@ class PlanningContext:
     iteration: int = 1
     max_iterations: int = 3
     history: list[str] = field(default_factory=list)
+    executor: Identity | None = None
+    """Who will run approved changes when not the requester (a namespace's execution ServiceAccount)."""
+
+    @property
+    def acting(self) -> Identity:
+        """The identity of dry-run previews and post-execution checks: only the one that executes the
+        changes predicts and observes what they do. Read-only investigation stays the requester's."""
+        return self.executor or self.identity
 
 
 @dataclass(frozen=True)
