@@ -35,36 +35,20 @@ def set_condition(
     now: datetime,
 ) -> list[Condition]:
     """Upsert one condition; ``lastTransitionTime`` moves only when ``status`` flips (API conventions)."""
-    out: list[Condition] = []
-    found = False
-    for condition in conditions:
-        if condition.type != type_:
-            out.append(condition)
-            continue
-        found = True
-        changed = condition.status != status
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now if changed else condition.last_transition_time,
-                observed_generation=generation,
-            )
-        )
-    if not found:
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        )
-    return out
+    previous = next((c for c in conditions if c.type == type_), None)
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=previous.last_transition_time
+        if previous is not None and previous.status == status
+        else now,
+        observed_generation=generation,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type_ else c for c in conditions]
 
 
 # What each phase says through the conditions: (type, status, reason) tuples; the message is the caller's.
