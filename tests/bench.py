@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "cluster"))
 import localcluster
 
 from tests.tools_support import deployment
+from tests.waiting import eventually_async
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,18 +105,18 @@ def wait_phase(
 
     async def poll() -> dict[str, float]:
         client = KubeClient.from_kubeconfig(cluster.kubeconfig)
+        seen: dict[str, float] = {}
+
+        async def all_there() -> bool:
+            for item in (await client.list(info, namespace))["items"]:
+                name = item["metadata"]["name"]
+                if name in names and name not in seen and item.get("status", {}).get("phase") == phase:
+                    seen[name] = time.perf_counter()
+            return len(seen) == len(names)
+
         try:
             info = await client.resolve("agenttasks.bosun.dev")
-            seen: dict[str, float] = {}
-            deadline = time.monotonic() + 300
-            while len(seen) < len(names):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"tasks did not reach {phase}: {sorted(set(names) - set(seen))}")
-                for item in (await client.list(info, namespace))["items"]:
-                    name = item["metadata"]["name"]
-                    if name in names and name not in seen and item.get("status", {}).get("phase") == phase:
-                        seen[name] = time.perf_counter()
-                await asyncio.sleep(0.005)
+            await eventually_async(f"tasks {names} to reach {phase}", all_there, within=300, interval=0.005)
             return seen
         finally:
             await client.aclose()

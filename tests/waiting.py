@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import subprocess
 import threading
@@ -28,7 +29,8 @@ async def eventually_async(
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.wait({asyncio.ensure_future(asyncio.Event().wait())}, timeout=interval)
+        with contextlib.suppress(TimeoutError):  # pause for `interval`: nothing ever sets this event
+            await asyncio.wait_for(asyncio.Event().wait(), interval)
 
 
 def crds_established(
