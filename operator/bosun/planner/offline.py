@@ -35,6 +35,8 @@ _KINDS = {
     "rs": "replicaset",
     "replicasets": "replicaset",
 }
+_TARGET = rf"(?:(?P<kind>{_WORKLOAD})\s+)?(?P<name>{_NAME})(?:\s+(?P<kind2>{_WORKLOAD}))?"
+"""A workload named with its kind before or after the name ("deployment web", "web deployment", "web")."""
 _POLITE = r"^(?:(?:please|can you|could you|kindly|bosun,?)\s+)*"
 
 _NAMESPACE_CLAUSES = (
@@ -53,6 +55,11 @@ class Intent:
     tool: str
     args: dict[str, Any]
     description: str
+
+
+def _workload(match: re.Match[str]) -> tuple[str, str]:
+    """Kind and name from a match of ``_TARGET``."""
+    return _kind(match.group("kind") or match.group("kind2")), match.group("name").lower()
 
 
 def _kind(word: str | None, default: str = "deployment") -> str:
@@ -118,21 +125,19 @@ def parse(request: str, default_namespace: str) -> Intent | None:
 
 def _scale(text: str, ns: str) -> Intent | None:
     match = re.match(
-        _POLITE
-        + rf"(?:scale|resize)\s+(?:up\s+|down\s+)?(?:the\s+)?(?:(?P<kind>{_WORKLOAD})\s+)?(?P<name>{_NAME})"
-        rf"(?:\s+(?P<kind2>{_WORKLOAD}))?(?:\s+replicas)?\s+(?:to|=)\s+(?P<n>\d+)(?:\s+(?:replicas?|pods?|instances?))?$",
+        _POLITE + rf"(?:scale|resize)\s+(?:up\s+|down\s+)?(?:the\s+)?{_TARGET}"
+        r"(?:\s+replicas)?\s+(?:to|=)\s+(?P<n>\d+)(?:\s+(?:replicas?|pods?|instances?))?$",
         text,
         re.IGNORECASE,
     ) or re.match(
         _POLITE + r"set\s+(?:the\s+)?(?:replicas|replica count)\s+(?:of|for)\s+(?:the\s+)?"
-        rf"(?:(?P<kind>{_WORKLOAD})\s+)?(?P<name>{_NAME})(?:\s+(?P<kind2>{_WORKLOAD}))?\s+to\s+(?P<n>\d+)$",
+        rf"{_TARGET}\s+to\s+(?P<n>\d+)$",
         text,
         re.IGNORECASE,
     )
     if not match:
         return None
-    kind = _kind(match.group("kind") or match.group("kind2"))
-    name, replicas = match.group("name").lower(), int(match.group("n"))
+    (kind, name), replicas = _workload(match), int(match.group("n"))
     return Intent(
         "k8s_scale",
         {"kind": kind, "name": name, "namespace": ns, "replicas": replicas},
@@ -143,14 +148,13 @@ def _scale(text: str, ns: str) -> Intent | None:
 def _restart(text: str, ns: str) -> Intent | None:
     match = re.match(
         _POLITE + r"(?:rollout\s+|rolling\s+)?(?:restart|bounce|redeploy)\s+(?:the\s+)?"
-        rf"(?:(?P<kind>{_WORKLOAD})\s+)?(?P<name>{_NAME})(?:\s+(?P<kind2>{_WORKLOAD}))?$",
+        rf"{_TARGET}$",
         text,
         re.IGNORECASE,
     )
     if not match:
         return None
-    kind = _kind(match.group("kind") or match.group("kind2"))
-    name = match.group("name").lower()
+    kind, name = _workload(match)
     return Intent(
         "k8s_rollout_restart",
         {"kind": kind, "name": name, "namespace": ns},
@@ -161,15 +165,14 @@ def _restart(text: str, ns: str) -> Intent | None:
 def _undo(text: str, ns: str) -> Intent | None:
     match = re.match(
         _POLITE + r"(?:roll\s*back|undo|revert)\s+(?:the\s+)?(?:(?:last\s+)?rollout\s+(?:of\s+)?)?(?:the\s+)?"
-        rf"(?:(?P<kind>{_WORKLOAD})\s+)?(?P<name>{_NAME})(?:\s+(?P<kind2>{_WORKLOAD}))?"
+        rf"{_TARGET}"
         r"(?:\s+to\s+(?:the\s+)?(?:revision|rev|version)\s*(?P<rev>\d+))?$",
         text,
         re.IGNORECASE,
     )
     if not match:
         return None
-    kind = _kind(match.group("kind") or match.group("kind2"))
-    name = match.group("name").lower()
+    kind, name = _workload(match)
     args: dict[str, Any] = {"kind": kind, "name": name, "namespace": ns}
     target = "the previous revision"
     if match.group("rev"):
