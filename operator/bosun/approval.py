@@ -583,3 +583,77 @@ def grant_status(
             )
         ],
     )
+
+
+# ----- authority -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantFacts:
+    """One ApprovalGrant object with what the operator established about its author: the approver stamped
+    at admission (None if unstamped), whether it records an ``approve`` annotation, and RBAC's answer for
+    such an annotating user (a grant's own creator passed RBAC when creating it)."""
+
+    grant: Mapping[str, Any]
+    approver: UserRef | None
+    via_annotation: bool
+    may_create_grants: bool = True
+
+
+def authorize(
+    grants: Sequence[GrantFacts],
+    *,
+    task_name: str,
+    task_uid: str,
+    namespace: str,
+    proposal: Proposal,
+    requester: UserRef | None,
+    policy: ApprovalPolicy,
+    now: datetime,
+) -> Tally | str:
+    """Which steps of ``proposal`` the grants themselves approve now, or why none may run.
+
+    This is the authority the executor consults before every call, ignoring the approvals recorded in
+    status: the proposal's hash is recomputed from its calls, then every grant is judged from scratch, in
+    creation order, by the same rules as when it arrived (``judge_grant``: task UID, exact hash, approver
+    stamped at admission, four-eyes against ``requester`` as stamped at admission, destructive approver
+    groups, distinct approvers, age and expiry checked again *now*). A forged or edited status therefore
+    approves nothing, and a grant for another task, revision or hash counts for nothing.
+    """
+    if plan_hash(task_uid, proposal.revision, proposal.steps) != proposal.hash:
+        return (
+            f"proposal revision {proposal.revision} of task {task_name} does not match its hash "
+            f"{proposal.hash}: its calls were changed after they were hashed; nothing runs"
+        )
+    record = AgentTaskStatus(phase="AwaitingApproval", proposal=proposal, requester=requester)
+    for facts in sorted(grants, key=lambda f: (str(_created(f.grant) or ""), f.grant["metadata"]["name"])):
+        verdict = judge_grant(
+            facts.grant,
+            task_name=task_name,
+            task_uid=task_uid,
+            namespace=namespace,
+            phase="AwaitingApproval",
+            proposal=proposal,
+            requester=requester,
+            approver=facts.approver,
+            via_annotation=facts.via_annotation,
+            may_create_grants=facts.may_create_grants,
+            policy=policy,
+            approvals=record.approvals,
+            now=now,
+        )
+        if not verdict.accepted:
+            continue
+        spec = facts.grant.get("spec") or {}
+        record = apply_verdict(
+            record,
+            verdict,
+            grant_name=facts.grant["metadata"]["name"],
+            approver=facts.approver,
+            subset=spec.get("steps"),
+            now=now,
+            policy=policy,
+            created_at=_created(facts.grant),
+            expires_at=parse_timestamp(spec.get("expiresAt")),
+        )
+    return tally(record, policy, now)

@@ -19,6 +19,20 @@
 | | (default 86400; 0 = no limit) |
 | BOSUN_EXECUTION_SERVICE_ACCOUNT | a ServiceAccount name: approved calls run as that account of the task's |
 | | namespace instead of the requester (default empty: as the requester) |
+| BOSUN_PRIVILEGED_GROUPS | requesters in these groups are never impersonated (default system:masters) |
+| BOSUN_PROTECTED_NAMESPACES | their ServiceAccounts are never impersonated (default kube-system) |
+| BOSUN_ALLOW_CLUSTER_SCOPE | ``true``: tasks that ask (spec.clusterScope) may change cluster-scoped objects |
+| BOSUN_TOOL_TIMEOUT_SECONDS | upper bound of one tool call |
+| BOSUN_LEADER_ELECTION | ``true``: act only while holding a coordination.k8s.io Lease (several replicas); |
+| | default ``false`` (the chart turns it on when ``operator.replicas`` > 1) |
+| BOSUN_LEADER_ELECTION_NAMESPACE | the Lease's namespace (default: the operator's, ``operator_namespace``) |
+| BOSUN_LEADER_ELECTION_NAME | the Lease's name (default ``bosun-operator``) |
+| BOSUN_LEASE_DURATION_SECONDS | a standby takes over after seeing no renewal this long (15, as client-go) |
+| BOSUN_RENEW_DEADLINE_SECONDS | a leader that could not renew this long stops acting and exits (10) |
+| BOSUN_RETRY_PERIOD_SECONDS | the pause between attempts to take or renew the Lease (2) |
+| BOSUN_HEALTH_PORT | serve ``/healthz`` (liveness) and ``/readyz`` (readiness) on this port; unset: none |
+| BOSUN_LOG_LEVEL | debug, info (default), warning or error |
+| BOSUN_LOG_FORMAT | ``text`` (default) or ``json`` (one object per line; lines about a task carry it) |
 
 The approval variables are defaults: a Namespace object's annotations ``bosun.dev/four-eyes``,
 ``bosun.dev/required-approvals``, ``bosun.dev/destructive-approver-groups``,
@@ -32,11 +46,14 @@ is used only when every namespace a task touches agrees; see ``bosun.identity.ex
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from bosun_tools.logs import LOG_FORMATS
+
 from bosun.approval import ApprovalPolicy
-from bosun.identity import service_account_setting
+from bosun.gateway import operator_namespace
+from bosun.identity import DEFAULT_PRIVILEGED_GROUPS, DEFAULT_PROTECTED_NAMESPACES, service_account_setting
 from bosun.planner import ModelSettings
 
 
@@ -48,6 +65,91 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{key}={raw!r} is not a number; set it to seconds, e.g. {default:g}") from None
+
+
+def _names(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list; unset keeps the default, an empty value means none."""
+    if key not in env:
+        return default
+    return tuple(n.strip() for n in env[key].split(",") if n.strip())
+
+
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{key}={env[key]!r} is not a boolean; set it to true or false")
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    """Where the Lease is and client-go's timings (``k8s.io/client-go/tools/leaderelection``): a leader
+    that has not renewed for ``renew_deadline`` stops acting; a standby takes over once it has seen no
+    renewal for ``lease_duration``. ``lease_duration > renew_deadline`` is the margin that keeps the two
+    from acting at once, so it is enforced; each attempt is ``retry_period`` apart."""
+
+    namespace: str
+    name: str = "bosun-operator"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.lease_duration > self.renew_deadline:
+            raise ValueError(
+                f"BOSUN_LEASE_DURATION_SECONDS ({self.lease_duration:g}) must be greater than "
+                f"BOSUN_RENEW_DEADLINE_SECONDS ({self.renew_deadline:g}), or a standby could take over "
+                "while the leader still acts; e.g. 15 and 10"
+            )
+        if not self.renew_deadline > 1.2 * self.retry_period:
+            raise ValueError(
+                f"BOSUN_RENEW_DEADLINE_SECONDS ({self.renew_deadline:g}) must be greater than 1.2 times "
+                f"BOSUN_RETRY_PERIOD_SECONDS ({self.retry_period:g}), or a leader gets no second attempt to "
+                "renew; e.g. 10 and 2"
+            )
+        if self.retry_period <= 0:
+            raise ValueError("BOSUN_RETRY_PERIOD_SECONDS must be positive; e.g. 2")
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], own_namespace: Callable[[], str | None]
+    ) -> LeaderElection | None:
+        """None when ``BOSUN_LEADER_ELECTION`` is off; ``own_namespace`` reads the pod's namespace."""
+        if not _bool(env, "BOSUN_LEADER_ELECTION", False):
+            return None
+        namespace = env.get("BOSUN_LEADER_ELECTION_NAMESPACE") or own_namespace()
+        if not namespace:
+            raise ValueError(
+                "BOSUN_LEADER_ELECTION is on but the Lease's namespace is unknown (not in a pod); set "
+                "BOSUN_LEADER_ELECTION_NAMESPACE to the namespace the operator runs in"
+            )
+        return cls(
+            namespace=namespace,
+            name=env.get("BOSUN_LEADER_ELECTION_NAME") or "bosun-operator",
+            lease_duration=_float(env, "BOSUN_LEASE_DURATION_SECONDS", 15.0),
+            renew_deadline=_float(env, "BOSUN_RENEW_DEADLINE_SECONDS", 10.0),
+            retry_period=_float(env, "BOSUN_RETRY_PERIOD_SECONDS", 2.0),
+        )
+
+
+def _port(env: Mapping[str, str], key: str) -> int | None:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{key}={raw!r} is not a TCP port; set it to e.g. 8080, or unset it")
+    return int(raw)
+
+
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(key, "").strip().lower() or default
+    if raw not in choices:
+        raise ValueError(f"{key}={env[key]!r} is not one of {', '.join(choices)}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -63,6 +165,18 @@ class OperatorConfig:
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     execution_service_account: str = ""
     """"": approved calls run as the requester (the default, safety rule 3)."""
+    privileged_groups: tuple[str, ...] = DEFAULT_PRIVILEGED_GROUPS
+    """Requesters in these groups are never impersonated (see ``bosun.identity.impersonation_refusal``)."""
+    protected_namespaces: tuple[str, ...] = DEFAULT_PROTECTED_NAMESPACES
+    """ServiceAccounts of these namespaces are never impersonated (the cluster's own controllers)."""
+    allow_cluster_scope: bool = False
+    """Whether tasks may change cluster-scoped objects at all (each task must also ask, spec.clusterScope)."""
+    leader_election: LeaderElection | None = None
+    """None: this process acts alone (one replica); see ``bosun.leader``."""
+    health_port: int | None = None
+    """Where ``/healthz`` and ``/readyz`` are served (see ``bosun.health``); None: not served."""
+    log_level: str = "info"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -94,6 +208,13 @@ class OperatorConfig:
             execution_service_account=service_account_setting(
                 env.get("BOSUN_EXECUTION_SERVICE_ACCOUNT", ""), "BOSUN_EXECUTION_SERVICE_ACCOUNT"
             ),
+            privileged_groups=_names(env, "BOSUN_PRIVILEGED_GROUPS", DEFAULT_PRIVILEGED_GROUPS),
+            protected_namespaces=_names(env, "BOSUN_PROTECTED_NAMESPACES", DEFAULT_PROTECTED_NAMESPACES),
+            allow_cluster_scope=_bool(env, "BOSUN_ALLOW_CLUSTER_SCOPE", False),
+            leader_election=LeaderElection.from_env(env, lambda: operator_namespace(env)),
+            health_port=_port(env, "BOSUN_HEALTH_PORT"),
+            log_level=_choice(env, "BOSUN_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
+            log_format=_choice(env, "BOSUN_LOG_FORMAT", LOG_FORMATS, "text"),
         )
 
     def model_for(self, override: str | None) -> ModelSettings | None:

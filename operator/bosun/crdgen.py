@@ -1,9 +1,11 @@
 """Generate ``crds/`` from the pydantic models: ``python -m bosun.crdgen crds/``.
 
 The models are the one source of the schemas; a unit test regenerates into a temporary directory and fails
-when ``crds/`` is stale. Besides the two CRDs this writes the admission policy that stamps identities
-(``identity-policy.yaml``): the API server, not client YAML, says who created a task or a grant and who
-set ``approve=true`` (safety rule 2).
+when ``crds/`` is stale. Besides the two CRDs this writes the admission policies (``identity-policy.yaml``):
+those that stamp identities — the API server, not client YAML, says who created a task or a grant and who
+set ``approve=true`` (safety rule 2) — and the one refusing a task whose requester cannot read its
+``targetNamespaces`` (``bosun.admission``). One file, so everything installing the identity policies
+(the chart, ``make operator``, the e2e tests) installs it too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from bosun import identity
+from bosun import admission, identity
 from bosun.models import (
     GROUP,
     VERSION,
@@ -182,7 +184,7 @@ def manifests() -> dict[str, str]:
     return {
         f"{GROUP}_agenttasks.yaml": dump([agenttask_crd()]),
         f"{GROUP}_approvalgrants.yaml": dump([approvalgrant_crd()]),
-        "identity-policy.yaml": dump(identity.admission_policies()),
+        "identity-policy.yaml": dump(identity.admission_policies() + admission.target_namespace_policies()),
     }
 
 

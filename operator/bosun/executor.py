@@ -1,5 +1,9 @@
 """Deterministic execution of exactly the approved, stored calls (no model involved).
 
+The status is a record, not an authority: before each call ``authorize`` re-derives the approval from the
+immutable ApprovalGrants (bound to the task UID and the proposal hash, approvers stamped at admission), so
+a status edited by someone with rights on ``agenttasks/status`` runs nothing.
+
 Crash safety comes from the write-ahead record in status: a step is written ``Executing`` (and the write
 confirmed by the API server) before its call, and with its result after. If the operator dies in between,
 the next reconcile finds the step still ``Executing`` and cannot know whether the call took effect: it
@@ -31,34 +35,27 @@ from bosun.models import (
     cap,
 )
 
-
-@dataclass(frozen=True)
-class Claim:
-    """What the stored record of a step must still be for this writer to start it: the write that marks
-    it ``Executing`` is conditional on it, so two operator processes (a misconfigured second replica, a
-    zombie) cannot both start the same call."""
-
-    index: int
-    id: str
-    state: str
-    attempts: int
-
-
-class StepClaimLost(Exception):
-    """Another writer changed the step first; this reconcile must stop and re-read."""
+Rebase = Callable[[AgentTaskStatus], AgentTaskStatus | None]
+"""Re-applies one change to a freshly read status after a conflict; None when it no longer applies."""
 
 
 class StatusWriter(Protocol):
-    """Writes a task's whole status through the status subresource and returns what the server stored;
-    with a ``claim``, only if the step is still as claimed (else ``StepClaimLost``)."""
+    """Writes a task's whole status through the status subresource, conditional on the version last read,
+    and returns what the server stored. On a conflict it raises ``bosun.kube.TaskConflict``, unless
+    ``rebase`` is given: then the change is re-applied to the fresh status and written again."""
 
-    async def __call__(self, status: AgentTaskStatus, claim: Claim | None = None) -> AgentTaskStatus: ...
+    async def __call__(self, status: AgentTaskStatus, rebase: Rebase | None = None) -> AgentTaskStatus: ...
 
+
+Authorize = Callable[[ProposedStep], Awaitable[str | None]]
+"""Re-derives, from the ApprovalGrant objects themselves, whether a step may run now: None if it may, else
+why not. The status says a step is Approved; this is what makes it so."""
 
 DATA_CAP = 1024
 
 Emit = Callable[[str, str, str], Awaitable[None]]
-"""(type "Normal"|"Warning", reason, message) -> posts a Kubernetes Event about the task."""
+"""(type "Normal"|"Warning", reason, message) -> notes a Kubernetes Event about the task, recorded by the
+next status write and posted after it (so an Event never reports a change that was not written)."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +188,7 @@ async def execute(
     task_uid: str,
     gateway: ToolGateway,
     identity: Identity,
+    authorize: Authorize,
     write: StatusWriter,
     emit: Emit,
     now: Callable[[], datetime],
@@ -203,7 +201,7 @@ async def execute(
 
     Raises ``bosun.gateway.ToolServerUnavailable`` when the tool server is down before a step started
     (nothing ran; retry later) or during a call (the step stays ``Executing`` and the idempotency rule
-    decides on retry).
+    decides on retry), and ``bosun.kube.TaskConflict`` when the task changed before a step was claimed.
     """
     ran_as = UserRef(user=identity.user, groups=list(identity.groups))
     acting = identity.user + (f" on behalf of {on_behalf_of}" if on_behalf_of else "")
@@ -212,55 +210,77 @@ async def execute(
         if action.kind == "done":
             return ExecutionResult(status, True)
         if action.kind == "stop" or action.step is None:
+            if action.reason == "InterruptedNonIdempotent" and action.step is not None:
+                status = _close_interrupted(status, action.step, action.message, now())
             return ExecutionResult(status, False, action.reason, action.message)
         step = action.step
         assert status.proposal is not None
+        refusal = await authorize(step)
+        if refusal is not None:
+            return ExecutionResult(status, False, "NotApproved", refusal)
         record = _record(status, status.proposal.revision, step.id)
         assert record is not None
         await gateway.input_schemas()  # reachability first: a down server must not leave a step Executing
         started = now()
-        claim = Claim(status.steps.index(record), record.id, record.state, record.attempts)
-        status = await write(
-            _replace(
-                status,
-                record.model_copy(
-                    update={
-                        "state": "Executing",
-                        "started_at": started,
-                        "attempts": record.attempts + 1,
-                        "ran_as": ran_as,
-                    }
-                ),
-            ),
-            claim,
+        claimed = record.model_copy(
+            update={
+                "state": "Executing",
+                "started_at": started,
+                "attempts": record.attempts + 1,
+                "ran_as": ran_as,
+            }
         )
         if action.reason == "Resumed":
             await emit("Normal", "ToolResumed", f"step {step.id}: {action.message} after an interruption")
         await emit("Normal", "ToolStarted", f"step {step.id}: {step.tool} {_short(step.args)} as {acting}")
+        # Conditional on the version read: of two writers, only one marks the step Executing and runs it.
+        status = await write(_replace(status, claimed))
         outcome = await gateway.call(step.tool, step.args, identity=identity, preview=False, timeout=timeout)
-        running = _record(status, status.proposal.revision, step.id) if status.proposal else None
-        base = running or record
         if outcome.ok:
-            finished = base.model_copy(
-                update={
-                    "state": "Succeeded",
-                    "finished_at": now(),
-                    "output": cap(outcome.text, STEP_OUTPUT_CAP),
-                    "error": None,
-                    "data": small_data(outcome.data),
-                }
-            )
+            result: dict[str, Any] = {
+                "state": "Succeeded",
+                "finished_at": now(),
+                "output": cap(outcome.text, STEP_OUTPUT_CAP),
+                "error": None,
+                "data": small_data(outcome.data),
+            }
             await emit("Normal", "ToolSucceeded", f"step {step.id}: {step.tool}: {outcome.text[:300]}")
         else:
-            finished = base.model_copy(
-                update={
-                    "state": "Failed",
-                    "finished_at": now(),
-                    "error": cap(outcome.error or outcome.text, STEP_ERROR_CAP),
-                }
-            )
+            result = {
+                "state": "Failed",
+                "finished_at": now(),
+                "error": cap(outcome.error or outcome.text, STEP_ERROR_CAP),
+            }
             await emit("Warning", "ToolFailed", f"step {step.id}: {step.tool}: {(outcome.error or '')[:600]}")
-        status = await write(_replace(status, finished))
+
+        finished = claimed.model_copy(update=result)
+        status = await write(_replace(status, finished), rebase=_onto_claim(claimed, result))
+
+
+def _onto_claim(claimed: StepRecord, result: dict[str, Any]) -> Rebase:
+    """The call ran: its result goes onto any newer status that still shows this claim of the step."""
+
+    def rebase(fresh: AgentTaskStatus) -> AgentTaskStatus | None:
+        mine = next((r for r in fresh.steps if r.id == claimed.id), None)
+        if mine is None or (mine.state, mine.attempts) != ("Executing", claimed.attempts):
+            return None
+        return _replace(fresh, mine.model_copy(update=result))
+
+    return rebase
+
+
+def _close_interrupted(
+    status: AgentTaskStatus, step: ProposedStep, why: str, at: datetime
+) -> AgentTaskStatus:
+    """A step that will never be re-run must not stay ``Executing`` in a finished task."""
+    assert status.proposal is not None
+    record = _record(status, status.proposal.revision, step.id)
+    if record is None or record.state != "Executing":
+        return status
+    closed = record.model_copy(
+        update={"state": "Failed", "finished_at": at, "error": cap(why, STEP_ERROR_CAP)}
+    )
+    return _replace(status, closed)
 
 
 def small_data(data: dict[str, Any] | None) -> dict[str, Any] | None:

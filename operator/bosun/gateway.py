@@ -2,8 +2,20 @@
 
 Everything the operator does to the world goes through here, so the safety rules live here too: whether a
 tool mutates is decided by the operator's own registry (``bosun_tools.registry.safety_of``; MCP hints are
-informative only and unknown tools count as mutating), and calls that address a namespace outside the task's
-``targetNamespaces`` or change cluster-scoped state are refused before anything runs.
+informative only and unknown tools count as mutating), and ``ToolGateway.scope_error`` refuses, before
+anything is run or proposed, calls that reach outside the task (the rules are in ``bosun.scope``). Whether
+an object is namespaced is asked of the API server's discovery (``KubeDiscovery``), never read from the
+call's arguments.
+
+The operator's own namespace, which the agent never touches, is ``BOSUN_OPERATOR_NAMESPACE``, else
+``POD_NAMESPACE``, else the namespace of the pod's ServiceAccount (see ``operator_namespace``).
+
+Secret values in writes (safety rule 4): a preview names the task it is for, so the tool server can keep
+the call's new secret values in a holding Secret of the task and return the call's arguments with
+placeholders (``ToolCallOutcome.sealed_args``, see ``bosun_tools.sealing``); those, never the values, are
+proposed and hashed. Bosun's internal tools (deleting a finished task's holding Secrets, confirming a
+sealed value by digest for verification) are called here but never listed, offered or validated for a
+model.
 """
 
 from __future__ import annotations
@@ -11,19 +23,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import jsonschema
-import yaml
-from bosun_tools.kube import Identity
-from bosun_tools.registry import safety_of
+from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.registry import INTERNAL, defaults_of, safety_of
+from bosun_tools.sealing import TASK_META, TaskRef
 from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import TextContent
+
+from bosun import scope
 
 if TYPE_CHECKING:
     from bosun_tools.server import ToolSettings
@@ -41,8 +57,8 @@ TOOLSET_BLURBS = {
     "jenkins": "Jenkins jobs and builds",
 }
 
-OFF_CLUSTER_TOOLSETS = frozenset({"jenkins"})
-"""Toolsets whose mutations act outside the cluster; all others (unknown included) must name a namespace."""
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+"""Where Kubernetes tells a pod its namespace, next to its ServiceAccount token."""
 
 _SCHEMA_NOISE = frozenset(
     {
@@ -74,6 +90,8 @@ class ToolCallOutcome:
     data: dict[str, Any] | None
     error: str | None
     truncated: bool
+    sealed_args: dict[str, Any] | None = None
+    """A preview's arguments with each secret value replaced by a placeholder (None: it carried none)."""
 
 
 def toolset_of(tool: str) -> str:
@@ -143,50 +161,100 @@ def lean_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return lean
 
 
-def _namespaces_in(args: Mapping[str, Any]) -> tuple[set[str], bool]:
-    """Every namespace the arguments address (including inside manifests), and whether any was found."""
-    found: set[str] = set()
+class Discover(Protocol):
+    """API discovery as the scope check needs it: the resource a kind (and apiVersion) names, or None when
+    the API server serves no such kind. Raises ``ToolServerUnavailable`` when it cannot tell."""
 
-    def visit(value: Any, key: str | None) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                if k == "namespace" and isinstance(v, str) and v:
-                    found.add(v)
-                elif k == "metadata" and isinstance(v, Mapping) and isinstance(v.get("namespace"), str):
-                    found.add(v["namespace"])
-                    visit({kk: vv for kk, vv in v.items() if kk != "namespace"}, k)
-                else:
-                    visit(v, k)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item, key)
-        elif isinstance(value, str) and key is not None and key.startswith("manifest"):
+    async def __call__(self, kind: str, api_version: str | None) -> scope.Resource | None: ...
+
+
+class KubeDiscovery:
+    """Discovery through a ``KubeClient``: cached per client, and a kind it does not know re-reads
+    discovery once, so a CRD created a moment ago is found (``KubeClient.resolve``, the same matching the
+    tools use). Without a client, one is made on first use from ``kubeconfig`` (None: ``$KUBECONFIG``, else
+    the pod's ServiceAccount), so a gateway can be built and its schemas listed without cluster
+    credentials; only a client made here is closed by ``aclose``."""
+
+    def __init__(
+        self, kube: KubeClient | None = None, *, kubeconfig: str | None = None, context: str | None = None
+    ) -> None:
+        self._kube = kube
+        self._owned: KubeClient | None = None
+        self._kubeconfig = kubeconfig
+        self._context = context
+
+    def _client(self) -> KubeClient:
+        if self._kube is None:
             try:
-                documents = list(yaml.safe_load_all(value))
-            except yaml.YAMLError:
-                return
-            for document in documents:
-                visit(document, None)
+                self._kube = self._owned = KubeClient.from_kubeconfig(self._kubeconfig, context=self._context)
+            except Exception as exc:  # kubernetes.config raises several unrelated types for bad configs
+                raise ToolServerUnavailable(
+                    f"cannot load Kubernetes credentials to read API discovery ({exc}), so no call's scope "
+                    "can be checked; set KUBECONFIG or run in a pod with a ServiceAccount"
+                ) from exc
+        return self._kube
 
-    visit(args, None)
-    return found, bool(found)
+    async def __call__(self, kind: str, api_version: str | None) -> scope.Resource | None:
+        try:
+            info = await self._client().resolve(kind, api_version)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise ToolServerUnavailable(
+                f"cannot read API discovery to decide whether {kind} is namespaced ({exc}); nothing ran, "
+                "the task retries when the API server answers"
+            ) from exc
+        return scope.Resource(info.group, info.version, info.kind, info.plural, info.namespaced)
+
+    async def aclose(self) -> None:
+        if self._owned is not None:
+            await self._owned.aclose()
+            self._kube = self._owned = None
 
 
-def _identity_meta(identity: Identity, preview: bool) -> dict[str, Any]:
-    return {
+def operator_namespace(
+    env: Mapping[str, str] | None = None, namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE
+) -> str | None:
+    """The namespace the operator runs in (the agent never touches it): ``BOSUN_OPERATOR_NAMESPACE``, else
+    ``POD_NAMESPACE`` (the downward API), else the pod's ServiceAccount namespace file; None outside a
+    cluster with neither variable set, where there is no such namespace."""
+    env = os.environ if env is None else env
+    named = (env.get("BOSUN_OPERATOR_NAMESPACE") or env.get("POD_NAMESPACE") or "").strip()
+    if named:
+        return named
+    try:
+        return namespace_file.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _identity_meta(identity: Identity, preview: bool, task: TaskRef | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
         "bosun.dev/identity": {"user": identity.user, "groups": list(identity.groups)},
         "bosun.dev/mode": "preview" if preview else "execute",
     }
+    if task is not None:
+        meta[TASK_META] = task.as_meta()
+    return meta
 
 
 class ToolGateway:
     """Operator-side access to the tool server: schemas for the model, the safety gate, calls as someone."""
 
     def __init__(
-        self, client: Client[Any], where: str, *, url: str | None = None, token: str | None = None
+        self,
+        client: Client[Any],
+        where: str,
+        *,
+        discover: Discover,
+        operator_namespace: str | None,
+        url: str | None = None,
+        token: str | None = None,
     ) -> None:
         self._client = client
         self._where = where
+        self._discover = discover
+        self._operator_namespace = operator_namespace
         self._url = url
         self._token = token
         self._session_stack: contextlib.AsyncExitStack | None = None
@@ -195,14 +263,32 @@ class ToolGateway:
         self._descriptions: dict[str, str] = {}
 
     @classmethod
-    def in_process(cls, settings: ToolSettings | None = None) -> ToolGateway:
-        from bosun_tools.server import build_server
+    def in_process(
+        cls, settings: ToolSettings | None = None, *, discover: Discover | None = None
+    ) -> ToolGateway:
+        """Tools served in this process; discovery (unless given) through the tools' own kubeconfig."""
+        from bosun_tools.server import ToolSettings, build_server
 
-        return cls(Client(build_server(settings)), "the in-process tool server")
+        settings = settings or ToolSettings()
+        return cls(
+            Client(build_server(settings)),
+            "the in-process tool server",
+            discover=discover or KubeDiscovery(kubeconfig=settings.kubeconfig, context=settings.context),
+            operator_namespace=operator_namespace(),
+        )
 
     @classmethod
-    def over_http(cls, url: str, token: str) -> ToolGateway:
-        return cls(Client(url, auth=token), f"the tool server at {url}", url=url, token=token)
+    def over_http(cls, url: str, token: str, *, discover: Discover | None = None) -> ToolGateway:
+        """A separate tool server; discovery (unless given) through the operator's own credentials
+        (``$KUBECONFIG``, else its ServiceAccount), which every authenticated user may read discovery with."""
+        return cls(
+            Client(url, auth=token),
+            f"the tool server at {url}",
+            discover=discover or KubeDiscovery(),
+            operator_namespace=operator_namespace(),
+            url=url,
+            token=token,
+        )
 
     async def _session(self) -> Client[Any]:
         async with self._lock:
@@ -244,7 +330,9 @@ class ToolGateway:
                     await stack.aclose()
 
     async def input_schemas(self) -> dict[str, dict[str, Any]]:
-        """Full input schemas by tool name, as served (used to validate arguments before anything runs)."""
+        """Full input schemas by tool name, as served (used to validate arguments before anything runs):
+        the tools planning may use, so Bosun's internal tools are left out and a model naming one is told
+        it does not exist."""
         if self._tools is None:
             client = await self._session()
             try:
@@ -252,7 +340,8 @@ class ToolGateway:
             except (RuntimeError, MCPError, OSError) as exc:
                 await self._drop_session()
                 raise ToolServerUnavailable(f"{self._where} did not list its tools: {exc}") from exc
-            self._tools = {tool.name: dict(tool.input_schema) for tool in listed}
+            offered = [tool for tool in listed if safety_of(tool.name).toolset != INTERNAL]
+            self._tools = {tool.name: dict(tool.input_schema) for tool in offered}
             self._descriptions = {tool.name: tool.description or "" for tool in listed}
         return self._tools
 
@@ -299,23 +388,35 @@ class ToolGateway:
     def is_read_only(self, tool: str) -> bool:
         return safety_of(tool).read_only
 
-    def scope_error(self, tool: str, args: Mapping[str, Any], target_namespaces: list[str]) -> str | None:
-        """Why this call may not run for a task scoped to ``target_namespaces`` (None: it may)."""
-        namespaces, named = _namespaces_in(args)
-        outside = sorted(namespaces - set(target_namespaces))
-        allowed = ", ".join(target_namespaces) or "(none)"
-        if outside:
-            return (
-                f"{tool} refused: namespace {', '.join(outside)} is outside this task's targetNamespaces "
-                f"[{allowed}]; stay within them, or create a task whose spec.targetNamespaces includes it"
-            )
-        safety = safety_of(tool)
-        if not safety.read_only and not named and safety.toolset not in OFF_CLUSTER_TOOLSETS:
-            return (
-                f"{tool} refused: it would change cluster-scoped state (no namespace argument), and a task "
-                f"may only change its targetNamespaces [{allowed}]; an administrator has to do this by hand"
-            )
-        return None
+    async def scope_error(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        target_namespaces: list[str],
+        *,
+        cluster_scope: bool = False,
+    ) -> str | None:
+        """Why this call may not run for a task scoped to ``target_namespaces`` (None: it may).
+
+        ``cluster_scope``: the task's spec consents to cluster-scoped changes. The rules are
+        ``bosun.scope``'s; this adds the facts: the tool's defaults, whether it is read-only, and API
+        discovery for each kind it names (asked only when the arguments alone do not already refuse it).
+        Raises ``ToolServerUnavailable`` when discovery cannot be read: nothing is decided then."""
+        call = scope.call_of(tool, {**defaults_of(tool), **args}, read_only=safety_of(tool).read_only)
+        limits = scope.Scope(tuple(target_namespaces), cluster_scope, self._operator_namespace)
+        problem = scope.argument_error(call, limits)
+        if problem is not None:
+            return problem
+        found = {lookup: await self._discover(*lookup) for lookup in call.lookups}
+        return scope.resource_error(call, limits, found)
+
+    async def cluster_scoped(self, tool: str, args: Mapping[str, Any]) -> bool:
+        """Whether a call changes something beyond one namespace, from API discovery (``scope``)."""
+        call = scope.call_of(tool, {**defaults_of(tool), **args}, read_only=safety_of(tool).read_only)
+        if call.problem is not None:
+            return False
+        found = {lookup: await self._discover(*lookup) for lookup in call.lookups}
+        return scope.touches_cluster(call, found)
 
     async def validation_error(self, tool: str, args: Any) -> str | None:
         """Why ``args`` are not a valid call of ``tool`` (None: they are), in words a model can act on."""
@@ -345,13 +446,15 @@ class ToolGateway:
         *,
         identity: Identity,
         preview: bool = False,
+        task: TaskRef | None = None,
         timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it (contract 4)
     ) -> ToolCallOutcome:
-        """Run one tool as ``identity``; tool failures come back as ``ok=False``, never as exceptions."""
+        """Run one tool as ``identity`` for ``task``; tool failures come back as ``ok=False``, never as
+        exceptions. A preview of a call with secret values needs ``task``: their holding Secret is its."""
         client = await self._session()
         try:
             result = await client.call_tool_mcp(
-                tool, args, timeout=timeout, meta=_identity_meta(identity, preview)
+                tool, args, timeout=timeout, meta=_identity_meta(identity, preview, task)
             )
         except MCPError as exc:
             if "timed out" in str(exc):
@@ -374,6 +477,7 @@ class ToolGateway:
             text = "\n".join(texts) if texts else json.dumps(structured)
         data = structured.get("data")
         diff = structured.get("diff")
+        sealed = structured.get("sealed_args")
         return ToolCallOutcome(
             ok=True,
             text=text,
@@ -381,7 +485,10 @@ class ToolGateway:
             data=data if isinstance(data, dict) else None,
             error=None,
             truncated=bool(structured.get("truncated", False)),
+            sealed_args=sealed if isinstance(sealed, dict) else None,
         )
 
     async def aclose(self) -> None:
         await self._drop_session()
+        if isinstance(self._discover, KubeDiscovery):
+            await self._discover.aclose()

@@ -14,12 +14,14 @@ import logging
 from typing import Any
 
 import kopf
-from bosun_tools.kube import KubeClient, KubeError
+from bosun_tools import logs
+from bosun_tools.kube import KubeError
 
 from bosun.config import OperatorConfig
 from bosun.gateway import ToolGateway
-from bosun.kube import Store
-from bosun.models import GROUP, TERMINAL_PHASES, VERSION
+from bosun.health import Health, Started
+from bosun.kube import TaskConflict
+from bosun.models import API_VERSION, GROUP, TERMINAL_PHASES, VERSION
 from bosun.reconcile import Deps, reconcile_task, touch_for_grant
 
 KOPF_PREFIX = f"kopf.{GROUP}"
@@ -39,6 +41,8 @@ def _gateway(config: OperatorConfig) -> ToolGateway:
 
 @kopf.on.startup(id="bosun-startup")
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Wire the reconcile's dependencies from what ``bosun.__main__`` checked before kopf started (the
+    credentials work, the CRDs are served, the RBAC holds, the identity policies are installed)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=KOPF_PREFIX, key="last-handled-configuration"
@@ -46,30 +50,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
     settings.peering.standalone = True
     settings.posting.reporting_component = "bosun"
-    config = OperatorConfig.from_env()
-    kube = KubeClient.from_kubeconfig()
-    store = Store(kube)
-    operator_identity = await store.whoami()
-    missing = await store.missing_policies()
-    if missing:
-        log.warning(
-            "identity admission policies missing (%s): requesters and approvers cannot be trusted, so tasks "
-            "fail with RequesterUnknown and grants approve nothing; install them with kubectl apply -f crds/",
-            ", ".join(missing),
-        )
+    started: Started = memo["started"]
+    config: OperatorConfig = memo["config"]
     deps = Deps(
-        store=store,
+        store=started.store,
         gateway=_gateway(config),
         config=config,
-        operator_identity=operator_identity,
-        identity_trusted=not missing,
+        operator_identity=started.identity,
+        identity_trusted=True,  # the startup checks refuse to go on while the policies are missing
     )
     memo["deps"] = deps
-    memo["kube"] = kube
-    memo["sweeper"] = asyncio.create_task(_sweep(deps))
+    memo["sweeper"] = asyncio.create_task(_sweep(deps, memo["health"]))
     log.info(
         "bosun operator as %s; model %s; tools %s; namespaces %s",
-        operator_identity.user,
+        started.identity.user,
         config.model.model if config.model else "none (offline planner)",
         config.tools_url or "in-process",
         ",".join(config.namespaces) or "all",
@@ -86,22 +80,48 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     deps: Deps | None = memo.get("deps")
     if deps is not None:
         await deps.gateway.aclose()
-        await memo["kube"].aclose()
+
+
+RECONCILE_ATTEMPTS = 5
+"""Fresh reads after ``TaskConflict`` before a reconcile is left to the next event or sweep."""
 
 
 async def _run(deps: Deps, namespace: str, name: str, uid: str, *, wait: bool = True) -> None:
+    """Reconcile one task from a fresh read, and again from a fresh read whenever it changed meanwhile.
+
+    Never raises: an API outage or a bug in one task is logged (and posted as an Event when the task could
+    be read) and left to the sweep, so kopf never retries a half-done reconcile on its own. Every line
+    logged meanwhile names the task (``bosun_tools.logs.about``)."""
+    with logs.about(apiVersion=API_VERSION, kind="AgentTask", namespace=namespace, name=name, uid=uid):
+        await _reconcile(deps, namespace, name, uid, wait=wait)
+
+
+async def _reconcile(deps: Deps, namespace: str, name: str, uid: str, *, wait: bool) -> None:
     async with deps.locked(uid, wait=wait) as got:
         if not got:
             return
-        body = await deps.store.get_task(namespace, name)
-        if body is None or body["metadata"]["uid"] != uid:
-            deps.locks.pop(uid, None)
-            return
+        body: dict[str, Any] | None = None
         try:
-            await reconcile_task(body, deps)
-        except (KubeError, ValueError, OSError) as exc:
+            for _ in range(RECONCILE_ATTEMPTS):
+                body = await deps.store.get_task(namespace, name)
+                if body is None or body["metadata"]["uid"] != uid:
+                    deps.locks.pop(uid, None)
+                    return
+                try:
+                    await reconcile_task(body, deps)
+                    return
+                except TaskConflict as exc:
+                    log.info("%s; reconciling again from a fresh read", exc)
+            log.warning(
+                "agenttask %s/%s kept changing under this operator; the sweep retries", namespace, name
+            )
+        except Exception as exc:
             log.exception("reconcile of agenttask %s/%s failed; the sweep retries", namespace, name)
-            await deps.store.post_event(body, "Warning", "ReconcileError", f"{type(exc).__name__}: {exc}")
+            if body is not None:
+                with contextlib.suppress(Exception):
+                    await deps.store.post_event(
+                        body, "Warning", "ReconcileError", f"{type(exc).__name__}: {exc}"
+                    )
 
 
 def _due(body: dict[str, Any]) -> bool:
@@ -111,11 +131,39 @@ def _due(body: dict[str, Any]) -> bool:
     return (body.get("spec") or {}).get("ttlSecondsAfterFinished") is not None
 
 
-async def _sweep(deps: Deps) -> None:
-    """The safety net: retries after a tool-server outage, approval expiry, TTL, missed events."""
+async def _recheck_policies(deps: Deps, health: Health) -> None:
+    """Trust admission's stamps only while the identity policies are still installed: a ``helm upgrade
+    --set identityPolicies.install=false`` or a deleted binding must not leave a running operator trusting
+    annotations any client could now write. Missing policies make tasks fail ``RequesterUnknown`` (fail
+    closed) and the pod unready until they are back."""
+    try:
+        missing = await deps.store.missing_policies()
+    except (KubeError, OSError) as exc:
+        # An API blip says nothing about the policies; a task failed for it could not be run again.
+        log.warning("could not check the identity admission policies (%s); the next sweep does", exc)
+        return
+    trusted = not missing
+    if trusted != deps.identity_trusted:
+        deps.identity_trusted = trusted
+        if trusted:
+            log.info("identity admission policies are installed again; requesters and approvers are trusted")
+            health.problem = None
+        else:
+            health.problem = (
+                f"the identity admission policies went missing ({', '.join(missing)}): requesters and "
+                "approvers are not trusted (tasks fail RequesterUnknown); install them again (kubectl apply "
+                "-f crds/identity-policy.yaml, or the chart with identityPolicies.install=true)"
+            )
+            log.error("%s", health.problem)
+
+
+async def _sweep(deps: Deps, health: Health) -> None:
+    """The safety net: retries after a tool-server outage, approval expiry, TTL, missed events; and the
+    identity policies, looked at again each time."""
     namespaces: list[str | None] = list(deps.config.namespaces) or [None]
     while True:
         await asyncio.sleep(deps.config.sweep_seconds)
+        await _recheck_policies(deps, health)
         for namespace in namespaces:
             try:
                 tasks = await deps.store.list_tasks(namespace)
@@ -126,11 +174,7 @@ async def _sweep(deps: Deps) -> None:
                 if not _due(body):
                     continue
                 meta = body["metadata"]
-                try:
-                    await _run(deps, meta["namespace"], meta["name"], meta["uid"], wait=False)
-                except Exception:
-                    # The sweep is the retry path of last resort: one broken task must not stop it for all.
-                    log.exception("sweep of agenttask %s/%s failed", meta["namespace"], meta["name"])
+                await _run(deps, meta["namespace"], meta["name"], meta["uid"], wait=False)
 
 
 @kopf.on.resume(GROUP, VERSION, "agenttasks", id="task-resume")
@@ -147,5 +191,6 @@ async def on_grant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deps: Deps = memo["deps"]
     try:
         await touch_for_grant(dict(body), deps)
-    except KubeError:
+    except Exception:
+        # Handlers never raise (see the module docstring); the sweep judges the grant with its task.
         log.exception("could not hand grant %s to its task; the sweep picks it up", body["metadata"]["name"])

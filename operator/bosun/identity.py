@@ -1,20 +1,24 @@
 """Who asked and who approved, as the API server authenticated them (safety rule 2).
 
-A MutatingAdmissionPolicy (GA in Kubernetes 1.36; generated into ``crds/identity-policy.yaml``) stamps the
+MutatingAdmissionPolicies (GA in Kubernetes 1.36; generated into ``crds/identity-policy.yaml``) stamp the
 authenticated user and groups into annotations at admission, overwriting whatever a client wrote:
 
-- AgentTask CREATE: ``bosun.dev/requester`` and ``bosun.dev/requester-groups``;
-- AgentTask UPDATE that sets or changes the ``approve`` annotation: ``bosun.dev/approved-by`` (+ groups);
+- AgentTask CREATE: ``bosun.dev/requester`` and ``bosun.dev/requester-groups``; ``approve`` and its stamps
+  are removed, so nothing written at creation approves anything.
+- AgentTask UPDATE that sets or changes ``approve`` (or touches a stamp): ``bosun.dev/approved-by`` (+
+  groups) and ``bosun.dev/approved-hash``, the hash of the proposal the stored task showed as awaiting
+  approval at that moment ('' when none). An annotation approval therefore names the hash it approves,
+  exactly like an ApprovalGrant's ``spec.planHash``, and approves nothing else: not a later revision, not
+  a proposal that appeared after it was set.
 - ApprovalGrant CREATE: ``bosun.dev/approver`` (+ groups).
 
 Group lists are one annotation each, joined with ``,`` after escaping ``\\`` and ``,`` with a backslash
 (``encode_groups``/``decode_groups``), so a group named ``a,b`` is impersonated as itself, never as ``a``
 and ``b``.
 
-On UPDATE the stamped annotations are restored from the stored object, so they cannot be edited later;
-the operator copies the requester into ``status.requester`` at first sight anyway (status needs its own
-RBAC). The operator refuses to trust these annotations unless the policy is installed (fail closed; see
-``policy_installed`` in the handlers), because without it they would be ordinary client input.
+On UPDATE the requester and approver stamps are restored from the stored object, so they cannot be edited
+later. The operator refuses to trust any of these annotations unless the policies are installed (fail
+closed), because without them they would be ordinary client input.
 
 Annotation approvals are recorded as ApprovalGrants created by the operator; such a grant's stamped creator
 is the operator itself, so only then is ``bosun.dev/on-behalf-of`` (copied from the task's stamped
@@ -41,8 +45,11 @@ APPROVER = f"{GROUP}/approver"
 APPROVER_GROUPS = f"{GROUP}/approver-groups"
 ON_BEHALF_OF = f"{GROUP}/on-behalf-of"
 ON_BEHALF_OF_GROUPS = f"{GROUP}/on-behalf-of-groups"
+APPROVED_HASH = f"{GROUP}/approved-hash"
 APPROVE_ANNOTATION = "approve"
 """``kubectl annotate agenttask X approve=true``: short on purpose, it is what people type."""
+APPROVAL_STAMPS = (APPROVED_BY, APPROVED_BY_GROUPS, APPROVED_HASH)
+"""What admission stamps beside ``approve``: who set it, and the hash of the proposal they could see."""
 EXECUTION_SERVICE_ACCOUNT = f"{GROUP}/execution-service-account"
 """Namespace annotation overriding ``BOSUN_EXECUTION_SERVICE_ACCOUNT`` (see ``execution_identity``)."""
 
@@ -77,19 +84,36 @@ def decode_groups(text: str) -> list[str]:
     return [g for g in groups if g]
 
 
-def _annotations_expr(keys: tuple[str, str]) -> str:
-    user, groups = keys
+def _path(key: str) -> str:
+    """A CEL expression for the JSON-patch path of one annotation (``/`` in keys escaped as ``~1``)."""
+    return f'"/metadata/annotations/" + jsonpatch.escapeKey("{key}")'
+
+
+def _set_annotations_expr(values: Mapping[str, str], remove: Iterable[str] = ()) -> str:
+    """A JSON patch (as a CEL list) that removes ``remove`` and sets each key of ``values`` to its CEL value.
+
+    JSON patches rather than apply configurations: an apply configuration converts the whole object to its
+    schema type first, so a task with a type error (``maxIterations: "three"``) was refused with this
+    policy's name instead of the API server's schema error naming the field."""
+    removed = ", ".join(f'"{key}"' for key in remove)
+    strip = (
+        f"[{removed}].filter(k, k in object.metadata.annotations)"
+        '.map(k, JSONPatch{op: "remove", path: "/metadata/annotations/" + jsonpatch.escapeKey(k)})'
+    )
+    sets = ", ".join(
+        f'JSONPatch{{op: "add", path: {_path(key)}, value: {expr}}}' for key, expr in values.items()
+    )
+    # string(): values read from ``oldObject`` are typed dyn, and a CEL map literal needs one value type.
+    whole = ", ".join(f'"{key}": string({expr})' for key, expr in values.items())
+    existing = f"{strip} + [{sets}]" if removed else f"[{sets}]"
     return (
-        f'Object{{metadata: Object.metadata{{annotations: {{"{user}": request.userInfo.username, '
-        f'"{groups}": {_GROUPS_EXPR}}}}}}}'
+        f"has(object.metadata.annotations) ? {existing} : "
+        f'[JSONPatch{{op: "add", path: "/metadata/annotations", value: {{{whole}}}}}]'
     )
 
 
-def _restore_expr(keys: tuple[str, ...]) -> str:
-    """Put back the stamped annotations the stored object had (absent ones stay as the client sent)."""
-    entries = ", ".join(f'"{key}": oldObject.metadata.annotations["{key}"]' for key in keys)
-    condition = " && ".join(f'"{key}" in oldObject.metadata.annotations' for key in keys)
-    return f"{condition} ? Object{{metadata: Object.metadata{{annotations: {{{entries}}}}}}} : Object{{}}"
+def _old(key: str) -> str:
+    return f'oldObject.metadata.annotations["{key}"]'
 
 
 def _policy(
@@ -114,9 +138,7 @@ def _policy(
                     ]
                 },
                 "matchConditions": conditions,
-                "mutations": [
-                    {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": expr}}
-                ],
+                "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": expr}}],
             },
         },
         {
@@ -128,8 +150,19 @@ def _policy(
     ]
 
 
+PROPOSAL_AWAITING_EXPR = (
+    "(has(oldObject.status) && has(oldObject.status.phase) && oldObject.status.phase == 'AwaitingApproval' "
+    "&& has(oldObject.status.proposal) && has(oldObject.status.proposal.hash)) "
+    "? oldObject.status.proposal.hash : ''"
+)
+"""The hash of the proposal the stored task shows as awaiting approval, '' when there is none: what the
+person setting ``approve`` could see. ``oldObject`` is the stored object, whose status only the status
+subresource writes, so the annotating client cannot choose it."""
+
+
 def admission_policies() -> list[dict[str, Any]]:
     """The policies (and bindings) that stamp identities; fail closed (``failurePolicy: Fail``)."""
+    user = "request.userInfo.username"
     has_old = "has(oldObject.metadata.annotations)"
 
     def same(key: str) -> str:
@@ -139,11 +172,15 @@ def admission_policies() -> list[dict[str, Any]]:
             f"object.metadata.annotations[?'{key}'].orValue('')"
         )
 
-    # Stamp when approve is set or changed, and also when a client writes approved-by itself: then the
-    # writer becomes the recorded approver, which is the truth about who re-affirmed the approval.
+    # Stamp when approve is set or changed, and also when a client writes a stamp itself: then the writer
+    # becomes the recorded approver of the proposal it could see, which is the truth about who approved.
     approve_changed = (
         f"has(object.metadata.annotations) && '{APPROVE_ANNOTATION}' in object.metadata.annotations && "
-        f"!({same(APPROVE_ANNOTATION)} && {same(APPROVED_BY)} && {same(APPROVED_BY_GROUPS)})"
+        f"!({' && '.join(same(key) for key in (APPROVE_ANNOTATION, *APPROVAL_STAMPS))})"
+    )
+    keep = " && ".join(f"'{key}' in oldObject.metadata.annotations" for key in (REQUESTER, REQUESTER_GROUPS))
+    keep_grant = " && ".join(
+        f"'{key}' in oldObject.metadata.annotations" for key in (APPROVER, APPROVER_GROUPS)
     )
     return [
         *_policy(
@@ -151,35 +188,40 @@ def admission_policies() -> list[dict[str, Any]]:
             "agenttasks",
             ["CREATE"],
             [],
-            _annotations_expr((REQUESTER, REQUESTER_GROUPS)),
+            _set_annotations_expr(
+                {REQUESTER: user, REQUESTER_GROUPS: _GROUPS_EXPR},
+                remove=(APPROVE_ANNOTATION, *APPROVAL_STAMPS),
+            ),
         ),
         *_policy(
             f"{POLICY_NAME}-task-keep",
             "agenttasks",
             ["UPDATE"],
-            [{"name": "had-requester", "expression": has_old}],
-            _restore_expr((REQUESTER, REQUESTER_GROUPS)),
+            [{"name": "had-requester", "expression": f"{has_old} && {keep}"}],
+            _set_annotations_expr({REQUESTER: _old(REQUESTER), REQUESTER_GROUPS: _old(REQUESTER_GROUPS)}),
         ),
         *_policy(
             f"{POLICY_NAME}-task-approve",
             "agenttasks",
             ["UPDATE"],
             [{"name": "approve-changed", "expression": approve_changed}],
-            _annotations_expr((APPROVED_BY, APPROVED_BY_GROUPS)),
+            _set_annotations_expr(
+                {APPROVED_BY: user, APPROVED_BY_GROUPS: _GROUPS_EXPR, APPROVED_HASH: PROPOSAL_AWAITING_EXPR}
+            ),
         ),
         *_policy(
             f"{POLICY_NAME}-grant-approver",
             "approvalgrants",
             ["CREATE"],
             [],
-            _annotations_expr((APPROVER, APPROVER_GROUPS)),
+            _set_annotations_expr({APPROVER: user, APPROVER_GROUPS: _GROUPS_EXPR}),
         ),
         *_policy(
             f"{POLICY_NAME}-grant-keep",
             "approvalgrants",
             ["UPDATE"],
-            [{"name": "had-approver", "expression": has_old}],
-            _restore_expr((APPROVER, APPROVER_GROUPS)),
+            [{"name": "had-approver", "expression": f"{has_old} && {keep_grant}"}],
+            _set_annotations_expr({APPROVER: _old(APPROVER), APPROVER_GROUPS: _old(APPROVER_GROUPS)}),
         ),
     ]
 
@@ -201,9 +243,26 @@ def requester_of(meta: Mapping[str, Any]) -> UserRef | None:
     return _user(meta.get("annotations") or {}, REQUESTER, REQUESTER_GROUPS)
 
 
-def annotation_approver_of(meta: Mapping[str, Any]) -> UserRef | None:
-    """Who last set ``approve`` on a task."""
-    return _user(meta.get("annotations") or {}, APPROVED_BY, APPROVED_BY_GROUPS)
+@dataclass(frozen=True)
+class AnnotationApproval:
+    """An ``approve`` annotation as admission stamped it: who set it and the hash they could see
+    ('' when no proposal was awaiting approval then, which approves nothing)."""
+
+    value: str
+    approver: UserRef | None
+    plan_hash: str
+
+
+def annotation_approval(meta: Mapping[str, Any]) -> AnnotationApproval | None:
+    """The ``approve`` annotation of a task, or None when there is none."""
+    annotations = meta.get("annotations") or {}
+    if APPROVE_ANNOTATION not in annotations:
+        return None
+    return AnnotationApproval(
+        value=str(annotations[APPROVE_ANNOTATION]),
+        approver=_user(annotations, APPROVED_BY, APPROVED_BY_GROUPS),
+        plan_hash=str(annotations.get(APPROVED_HASH, "")),
+    )
 
 
 def grant_origin(meta: Mapping[str, Any], operator: Identity | None) -> tuple[UserRef | None, bool]:
@@ -221,6 +280,45 @@ def grant_origin(meta: Mapping[str, Any], operator: Identity | None) -> tuple[Us
 
 def approver_of(meta: Mapping[str, Any], operator: Identity | None) -> UserRef | None:
     return grant_origin(meta, operator)[0]
+
+
+DEFAULT_PRIVILEGED_GROUPS = ("system:masters",)
+DEFAULT_PROTECTED_NAMESPACES = ("kube-system",)
+
+
+def impersonation_refusal(
+    requester: UserRef, privileged_groups: Iterable[str], protected_namespaces: Iterable[str]
+) -> str | None:
+    """Why Bosun will not act as this requester (None: it will).
+
+    RBAC can allow the operator to impersonate names but never exclude some, so whoever holds the
+    operator's credentials could act as anyone its rules admit; Bosun itself at least never lends its
+    hands to the identities that hold unbounded power: members of privileged groups (``system:masters``
+    bypasses authorization altogether, and constrained impersonation refuses it anyway), the cluster's own
+    ``system:`` users (controllers, nodes) and the ServiceAccounts of protected namespaces."""
+    user = requester.user
+    privileged = sorted(set(requester.groups) & set(privileged_groups))
+    if privileged:
+        return (
+            f"{user} is in {', '.join(privileged)}, whose rights no RBAC binding grants or limits; "
+            "Bosun does not act as such a user (BOSUN_PRIVILEGED_GROUPS). Create the task as an identity "
+            "whose rights come from RoleBindings or ClusterRoleBindings, e.g. one bound to the "
+            "cluster-admin ClusterRole"
+        )
+    if user.startswith("system:serviceaccount:"):
+        namespace = user.split(":")[2] if user.count(":") >= 3 else ""
+        if namespace in set(protected_namespaces):
+            return (
+                f"{user} is a ServiceAccount of {namespace}, where the cluster's own controllers live; Bosun "
+                "does not act as one (BOSUN_PROTECTED_NAMESPACES). Create the task as another identity"
+            )
+        return None
+    if user.startswith("system:"):
+        return (
+            f"{user} is one of the cluster's own system identities; Bosun does not act as one. Create the "
+            "task as a person or a ServiceAccount"
+        )
+    return None
 
 
 def as_identity(user: UserRef) -> Identity:

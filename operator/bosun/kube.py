@@ -13,12 +13,13 @@ from typing import Any
 from bosun_tools.kube import Identity, KubeClient, KubeError, ResourceInfo
 
 from bosun import identity
-from bosun.executor import Claim, StepClaimLost
-from bosun.models import API_VERSION, AgentTaskStatus, ApprovalGrantStatus
-
-EVENT_MESSAGE_CAP = 1000
+from bosun.models import API_VERSION, EVENT_MESSAGE_CAP, AgentTaskStatus, ApprovalGrantStatus
 
 log = logging.getLogger("bosun")
+
+
+class TaskConflict(Exception):
+    """The task changed since this process read it: the reconcile must start again from a fresh read."""
 
 
 class Store:
@@ -52,35 +53,55 @@ class Store:
         return items
 
     async def write_task_status(
-        self, namespace: str, name: str, status: AgentTaskStatus, claim: Claim | None = None
-    ) -> AgentTaskStatus:
-        """Replace the whole status (JSON patch ``add /status``); returns what the server stored, so the
-        caller knows the write is durable before it acts on it. A ``claim`` becomes JSON-patch ``test``
-        operations, so the API server applies the write only if the step is still as the caller read it."""
+        self, namespace: str, name: str, status: AgentTaskStatus, resource_version: str
+    ) -> dict[str, Any]:
+        """Replace the whole status, only if the task is still at ``resource_version``; returns the object
+        the server stored, so the caller continues from it and knows the write is durable before acting.
+
+        The precondition is the object's ``resourceVersion`` inside the patch: the API server refuses a
+        write based on any other version with 409 Conflict (``TaskConflict``), so a second process or a
+        delayed reconcile can never overwrite a newer status, and two writers can never both mark the same
+        step ``Executing``."""
+        ops: list[dict[str, Any]] = [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version},
+            {"op": "add", "path": "/status", "value": status.wire()},
+        ]
+        return await self._patch_task(namespace, name, ops, {409}, subresource="status")
+
+    async def remove_task_annotations(
+        self, namespace: str, name: str, expected: dict[str, str]
+    ) -> dict[str, Any]:
+        """Remove annotations only while they still hold ``expected`` (JSON-patch ``test``), so an approval
+        someone set after the operator read the object is never removed unseen (``TaskConflict``)."""
         ops: list[dict[str, Any]] = []
-        if claim is not None:
-            base = f"/status/steps/{claim.index}"
-            ops = [
-                {"op": "test", "path": f"{base}/id", "value": claim.id},
-                {"op": "test", "path": f"{base}/state", "value": claim.state},
-                {"op": "test", "path": f"{base}/attempts", "value": claim.attempts},
-            ]
-        ops.append({"op": "add", "path": "/status", "value": status.wire()})
-        try:
-            stored = await self.kube.patch(
-                await self.tasks(), name, ops, namespace, patch_type="json", subresource="status"
-            )
-        except KubeError as exc:
-            if claim is not None and exc.status in (409, 422):
-                where = f"agenttask {namespace}/{name}"
-                raise StepClaimLost(
-                    f"step {claim.id} of {where} changed under this operator ({exc.message})"
-                ) from exc
-            raise
-        return AgentTaskStatus.model_validate(stored.get("status") or {})
+        for key, value in expected.items():
+            path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+            ops += [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
+        return await self._patch_task(namespace, name, ops, {409, 422})
 
     async def annotate_task(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         await self.kube.patch(await self.tasks(), name, {"metadata": {"annotations": annotations}}, namespace)
+
+    async def _patch_task(
+        self,
+        namespace: str,
+        name: str,
+        ops: list[dict[str, Any]],
+        conflicts: set[int],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON patch of the task; ``conflicts`` are the HTTP codes meaning "it changed meanwhile"
+        (409 for a resourceVersion, 422 for a failed ``test``)."""
+        try:
+            return await self.kube.patch(
+                await self.tasks(), name, ops, namespace, patch_type="json", subresource=subresource
+            )
+        except KubeError as exc:
+            if exc.status in conflicts:
+                raise TaskConflict(
+                    f"agenttask {namespace}/{name} changed under this operator: {exc.message}"
+                ) from exc
+            raise
 
     async def delete_task(self, namespace: str, name: str) -> None:
         try:
@@ -115,17 +136,33 @@ class Store:
                 return await self.kube.get(await self.grants(), body["metadata"]["name"], namespace)
             raise
 
-    async def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event about ``obj``; best effort, an audit trail entry must never stop the work."""
+    async def post_event(
+        self,
+        obj: dict[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        *,
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """A core/v1 Event about ``obj``; best effort, an audit trail entry must never stop the work.
+
+        With ``event_id`` the Event's name is derived from it, so posting the same entry again (after a
+        crash between the status write that recorded it and its post) creates nothing new."""
         meta = obj["metadata"]
-        moment = datetime.now(UTC)
+        moment = at or datetime.now(UTC)
         stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         flat = " ".join(message.split())
         text = flat if len(flat) <= EVENT_MESSAGE_CAP else flat[: EVENT_MESSAGE_CAP - 1] + "…"
+        prefix = meta["name"][:200].rstrip(".-")
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "metadata": {
+                "name": f"{prefix}.{event_id or uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", API_VERSION),
                 "kind": obj.get("kind", "AgentTask"),
@@ -148,7 +185,8 @@ class Store:
         try:
             await self.kube.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", json=event)
         except KubeError as exc:
-            log.warning("could not post Event %s about %s: %s", reason, meta["name"], exc)
+            if exc.status != 409:
+                log.warning("could not post Event %s about %s: %s", reason, meta["name"], exc)
 
     async def namespace_annotations(self, name: str) -> dict[str, str]:
         """The Namespace object's annotations (the per-namespace approval policy); {} if it does not exist."""

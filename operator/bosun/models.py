@@ -33,6 +33,8 @@ MAX_PROPOSAL_STEPS = 20
 MAX_HISTORY = 50
 MAX_APPROVALS = 20
 MAX_CHECKS = 20
+MAX_PENDING_EVENTS = 32
+EVENT_MESSAGE_CAP = 1000
 STEP_OUTPUT_CAP = 2048
 STEP_ERROR_CAP = 1024
 PREVIEW_CAP = 1024
@@ -140,6 +142,13 @@ class AgentTaskSpec(_Model):
         description="Name of an earlier AgentTask in this namespace whose approved, executed mutations are "
         "proposed again (exactly as recorded; a fresh approval is required).",
     )
+    cluster_scope: bool = Field(
+        default=False,
+        description="Allow changes to cluster-scoped objects (Namespaces named in targetNamespaces, Nodes, "
+        "StorageClasses, PersistentVolumes, ...) and reads across namespaces. Needs the operator's "
+        "BOSUN_ALLOW_CLUSTER_SCOPE=true; such steps are marked clusterScoped and approved as destructive. "
+        "Bosun's own resources, RBAC, admission configuration and CRDs stay out of reach.",
+    )
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
@@ -195,12 +204,27 @@ class ProposedStep(_Model):
     tool: str = Field(max_length=100, pattern=r"^[a-z][a-z0-9_]*$", description="Tool name, e.g. k8s_scale.")
     args: FreeForm = Field(description="The exact arguments the tool is called with.")
     mutating: bool = Field(default=True, description="Whether the tool changes anything (operator registry).")
-    destructive: bool = Field(default=False, description="Whether the change deletes or replaces data.")
+    destructive: bool = Field(
+        default=False,
+        description="Whether the change deletes or replaces data, or is cluster-scoped; destructive steps "
+        "need approvers from the destructive approver groups.",
+    )
+    cluster_scoped: bool = Field(
+        default=False,
+        description="Whether the change reaches beyond one namespace (a cluster-scoped object, decided from "
+        "API discovery); only tasks with spec.clusterScope, on an operator that allows it, propose such "
+        "steps.",
+    )
     idempotent: bool = Field(default=False, description="Whether running it twice equals running it once.")
     rationale: str = _text(RATIONALE_CAP + MARKER_ROOM, "Why the planner proposes this step.")
     preview: str | None = _optional_text(PREVIEW_CAP + MARKER_ROOM, "What the dry-run said about the call.")
     diff: str | None = _optional_text(
         DIFF_CAP + MARKER_ROOM, "Dry-run diff of the change (server-side dry-run where possible)."
+    )
+    preview_note: str | None = _optional_text(
+        PREVIEW_CAP + MARKER_ROOM,
+        "Why the preview may not show what this step will do: it was made before earlier steps of the same "
+        "plan that touch the same object ran (a dry-run sees the cluster as it is now).",
     )
 
 
@@ -300,6 +324,18 @@ class Usage(_Model):
     cost_usd: float = Field(default=0.0, ge=0, alias="costUSD", description="Estimated cost in US dollars.")
 
 
+class PendingEvent(_Model):
+    """An Event written into status with the change it reports, then posted: a process that dies between
+    the write and the post posts it on its next look, and the name derived from ``id`` makes a second post
+    of the same entry create nothing (AlreadyExists)."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{16}$", description="Makes the Event's name.")
+    type: Literal["Normal", "Warning"] = Field(description="Event type.")
+    reason: str = Field(max_length=128, pattern=CONDITION_REASON, description="Event reason.")
+    message: str = _text(EVENT_MESSAGE_CAP + MARKER_ROOM, "Event message.")
+    at: datetime = Field(description="When it happened.")
+
+
 class AgentTaskStatus(_Model):
     """Written only by the operator (status subresource); it is the task's state machine and audit trail."""
 
@@ -323,6 +359,11 @@ class AgentTaskStatus(_Model):
     started_at: datetime | None = Field(default=None, description="When the operator first saw the task.")
     finished_at: datetime | None = Field(default=None, description="When the task reached a final phase.")
     conditions: list[Condition] = _conditions_field()
+    pending_events: list[PendingEvent] = Field(
+        default_factory=list,
+        max_length=MAX_PENDING_EVENTS,
+        description="Events recorded with the last status write and not yet confirmed posted.",
+    )
 
 
 # ----- ApprovalGrant ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "Pending": frozenset({"Planning", "Failed", "Cancelled"}),
     "Planning": frozenset({"Planning", "AwaitingApproval", "Succeeded", "Failed", "Cancelled"}),
     "AwaitingApproval": frozenset({"Executing", "Denied", "Failed", "Cancelled", "Expired"}),
-    "Executing": frozenset({"Verifying", "Failed", "Cancelled"}),
+    "Executing": frozenset({"Verifying", "Planning", "Failed", "Cancelled"}),
     "Verifying": frozenset({"Planning", "Succeeded", "Failed", "Cancelled"}),
 }
 """Where each non-final phase may go. Final phases go nowhere."""

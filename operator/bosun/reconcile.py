@@ -13,21 +13,24 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bosun_tools.kube import Identity, KubeError
-from bosun_tools.registry import safety_of
+from bosun_tools.registry import is_registered, safety_of
 
 from bosun import identity as ids
 from bosun.approval import (
     ApprovalPolicy,
+    GrantFacts,
     GrantVerdict,
     already_considered,
     apply_verdict,
     approval_hint,
+    authorize,
     grant_status,
     judge_grant,
     parse_timestamp,
@@ -36,14 +39,16 @@ from bosun.approval import (
     tally,
 )
 from bosun.config import OperatorConfig
-from bosun.executor import Claim, ExecutionResult, StepClaimLost, execute, skip_remaining
+from bosun.executor import Authorize, ExecutionResult, Rebase, execute, skip_remaining
 from bosun.gateway import ToolGateway, ToolServerUnavailable
 from bosun.identity import ExecutionChoice
-from bosun.kube import Store
+from bosun.kube import Store, TaskConflict
 from bosun.models import (
     API_VERSION,
     DIFF_CAP,
+    EVENT_MESSAGE_CAP,
     GROUP,
+    MAX_PENDING_EVENTS,
     MAX_PROPOSAL_STEPS,
     PREVIEW_CAP,
     PROPOSAL_ARGS_CAP,
@@ -51,8 +56,10 @@ from bosun.models import (
     STEP_ARGS_CAP,
     STEP_OUTPUT_CAP,
     SUMMARY_CAP,
+    TERMINAL_PHASES,
     AgentTaskSpec,
     AgentTaskStatus,
+    PendingEvent,
     Proposal,
     ProposedStep,
     StepRecord,
@@ -65,7 +72,14 @@ from bosun.models import (
 from bosun.models import Usage as UsageModel
 from bosun.models import now as utcnow
 from bosun.phases import is_final, transition, with_condition
-from bosun.planner import PlannedCall, PlanningContext, PlanResult, Usage, propose_plan
+from bosun.planner import (
+    MODEL_CALLS_PER_ITERATION,
+    PlannedCall,
+    PlanningContext,
+    PlanResult,
+    Usage,
+    propose_plan,
+)
 from bosun.verify import verify
 
 log = logging.getLogger("bosun")
@@ -97,14 +111,25 @@ class Deps:
             yield True
 
 
+WRITE_ATTEMPTS = 5
+"""Conflicting writes re-applied from fresh state (``rebase``) before the reconcile starts over."""
+
+
 @dataclass
 class Task:
-    """One reconcile's view of a task: its identity, spec, the status being built, and how to write it."""
+    """One reconcile's view of a task: the object as the API server last returned it, its spec, the status
+    being built, and how to write it.
+
+    ``body`` is replaced by the server's answer after every write, and every status write is conditional
+    on ``body``'s resourceVersion: no decision is ever taken on a copy older than the last write, and a
+    stale writer (another process, a delayed reconcile) gets ``TaskConflict`` instead of overwriting."""
 
     body: dict[str, Any]
     spec: AgentTaskSpec
     status: AgentTaskStatus
     deps: Deps
+    unsent: list[PendingEvent] = field(default_factory=list)
+    """Events noted since the last write; the next write records them, then they are posted."""
 
     @property
     def name(self) -> str:
@@ -132,27 +157,109 @@ class Task:
         return list(self.spec.target_namespaces or [self.namespace])
 
     @property
+    def cluster_scope(self) -> bool:
+        """Cluster-scoped changes need both the task's consent and the operator's."""
+        return self.spec.cluster_scope and self.deps.config.allow_cluster_scope
+
+    @property
+    def requester_ref(self) -> UserRef | None:
+        """The requester as admission stamped it on the object (None when the stamps cannot be trusted).
+        Never ``status.requester``: whoever may write ``agenttasks/status`` could name anyone there."""
+        return ids.requester_of(self.body["metadata"]) if self.deps.identity_trusted else None
+
+    @property
     def requester(self) -> Identity:
-        assert self.status.requester is not None
-        return ids.as_identity(self.status.requester)
+        requester = self.requester_ref
+        assert requester is not None, "tasks without a stamped requester never leave Pending"
+        return ids.as_identity(requester)
+
+    def _adopt(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.status = AgentTaskStatus.model_validate(body.get("status") or {})
 
     async def write(
-        self, status: AgentTaskStatus | None = None, claim: Claim | None = None
+        self, status: AgentTaskStatus | None = None, rebase: Rebase | None = None
     ) -> AgentTaskStatus:
-        status = bound_status(status or self.status)
-        status = status.model_copy(update={"observed_generation": self.generation})
-        self.status = await self.deps.store.write_task_status(self.namespace, self.name, status, claim)
-        return self.status
+        """Write ``status`` if the task is still as last read, and continue from what the server stored.
+
+        On a conflict the task is read again. If only its metadata changed (an annotation, a label), the
+        status this change was decided on still stands and the write is repeated on the new version;
+        if the status changed, ``rebase`` (when given) re-applies the change to the fresh status, and
+        otherwise ``TaskConflict`` propagates and the reconcile starts over from a fresh read. A finished
+        task's phase is never changed."""
+        wanted = bound_status(status or self.status)
+        deps = self.deps
+        for _ in range(WRITE_ATTEMPTS):
+            stored = (self.body.get("status") or {}).get("phase")
+            if stored in TERMINAL_PHASES and wanted.phase != stored:
+                raise TaskConflict(
+                    f"agenttask {self.namespace}/{self.name} is {stored}; a finished task is never reopened"
+                )
+            events = [*wanted.pending_events, *self.unsent][-MAX_PENDING_EVENTS:]
+            written = wanted.model_copy(
+                update={"observed_generation": self.generation, "pending_events": events}
+            )
+            try:
+                body = await deps.store.write_task_status(
+                    self.namespace, self.name, written, str(self.body["metadata"]["resourceVersion"])
+                )
+            except TaskConflict:
+                fresh = await deps.store.get_task(self.namespace, self.name)
+                if fresh is None or fresh["metadata"]["uid"] != self.uid:
+                    raise
+                decided_on = self.body.get("status")
+                self._adopt(fresh)
+                if fresh.get("status") == decided_on:
+                    continue
+                rebased = rebase(self.status) if rebase else None
+                if rebased is None:
+                    raise
+                wanted = bound_status(rebased)
+                continue
+            self._adopt(body)
+            self.unsent = []
+            await self.post_pending()
+            return self.status
+        raise TaskConflict(f"agenttask {self.namespace}/{self.name} kept changing; starting over")
+
+    def note(self, type_: str, reason: str, message: str) -> None:
+        """An Event to be recorded by the next status write and posted right after it: the change and
+        its report are one write, so a crash in between loses neither and posts nothing twice."""
+        flat = " ".join(message.split())
+        self.unsent.append(
+            PendingEvent(
+                id=uuid.uuid4().hex[:16],
+                type="Warning" if type_ == "Warning" else "Normal",
+                reason=reason,
+                message=flat if len(flat) <= EVENT_MESSAGE_CAP else flat[: EVENT_MESSAGE_CAP - 1] + "…",
+                at=datetime.now(UTC),
+            )
+        )
+
+    async def note_async(self, type_: str, reason: str, message: str) -> None:
+        """``note`` for callers that take an awaitable emitter (the executor)."""
+        self.note(type_, reason, message)
 
     async def emit(self, type_: str, reason: str, message: str) -> None:
-        await self.deps.store.post_event(self.body, type_, reason, message)
+        """An Event on its own: noted, recorded with a status write, posted."""
+        self.note(type_, reason, message)
+        await self.write()
+
+    async def post_pending(self) -> None:
+        """Post the Events the stored status records as pending; their derived names make a second post
+        of the same entry (after a crash) a no-op. The next write drops them from the stored status."""
+        for event in self.status.pending_events:
+            await self.deps.store.post_event(
+                self.body, event.type, event.reason, event.message, event_id=event.id, at=event.at
+            )
+        self.status = self.status.model_copy(update={"pending_events": []})
 
     async def move(self, to: TaskPhase, reason: str, message: str, event_type: str = "Normal") -> None:
         self.status = transition(
             self.status, to, reason=reason, message=message, generation=self.generation, now=self.deps.now()
         )
+        self.note(event_type, reason, message)
         await self.write()
-        await self.emit(event_type, reason, message)
 
 
 def add_usage(status: AgentTaskStatus, usage: Usage) -> AgentTaskStatus:
@@ -184,9 +291,16 @@ def history_lines(status: AgentTaskStatus) -> list[str]:
 
 
 def build_proposal(
-    calls: list[PlannedCall], *, task_uid: str, revision: int, summary: str, now: datetime
+    calls: list[PlannedCall],
+    *,
+    task_uid: str,
+    revision: int,
+    summary: str,
+    now: datetime,
+    cluster_scoped: Collection[int] = (),
 ) -> tuple[Proposal | None, str | None]:
-    """Turn planned calls into a hashed proposal; bounded, or an error saying why not."""
+    """Turn planned calls into a hashed proposal; bounded, or an error saying why not. ``cluster_scoped``
+    holds the indexes of calls that reach beyond one namespace: marked, and approved as destructive."""
     if len(calls) > MAX_PROPOSAL_STEPS:
         return None, f"the plan has {len(calls)} steps; at most {MAX_PROPOSAL_STEPS} may be proposed at once"
     total = sum(len(canonical_json(call.args).encode()) for call in calls)
@@ -197,6 +311,7 @@ def build_proposal(
         )
     steps = []
     for index, call in enumerate(calls, start=1):
+        scoped = index - 1 in cluster_scoped
         size = len(canonical_json(call.args).encode())
         if size > STEP_ARGS_CAP:
             return None, f"step {index} ({call.tool}) has {size} bytes of arguments; at most {STEP_ARGS_CAP}"
@@ -207,11 +322,13 @@ def build_proposal(
                 tool=call.tool,
                 args=call.args,
                 mutating=not safety.read_only,
-                destructive=safety.destructive,
+                destructive=safety.destructive or scoped,
+                cluster_scoped=scoped,
                 idempotent=safety.idempotent,
                 rationale=cap(call.rationale, RATIONALE_CAP) or "",
                 preview=cap(call.preview, PREVIEW_CAP),
                 diff=cap(call.diff, DIFF_CAP),
+                preview_note=cap(call.preview_note, PREVIEW_CAP),
             )
         )
     proposal = Proposal(
@@ -222,6 +339,16 @@ def build_proposal(
         steps=steps,
     )
     return proposal, None
+
+
+def refused_changes(result: PlanResult) -> list[str]:
+    """The changes a planning pass tried that were refused or could not be previewed (unknown tool names
+    are not changes: they are mistakes the model is told about)."""
+    return [
+        f"{item.tool}: {item.text[:300]}"
+        for item in result.investigation
+        if not item.ok and is_registered(item.tool) and not safety_of(item.tool).read_only
+    ]
 
 
 def proposal_records(proposal: Proposal) -> list[StepRecord]:
@@ -272,6 +399,8 @@ def _planning_context(task: Task, execution: ExecutionChoice) -> PlanningContext
         max_iterations=task.spec.max_iterations,
         history=history_lines(status),
         executor=execution.identity if execution.service_account else None,
+        model_calls_left=max(0, task.spec.max_iterations * MODEL_CALLS_PER_ITERATION - status.usage.calls),
+        cluster_scope=task.cluster_scope,
     )
 
 
@@ -340,6 +469,13 @@ async def _plan(task: Task) -> None:
     )
     task.status = status
     summary = cap(result.summary, SUMMARY_CAP)
+    refused = refused_changes(result)
+    if result.outcome == "answer" and refused:
+        # The model may say it is done, but nothing it meant to change was even proposed: not a success.
+        why = f"every change the model tried was refused, nothing was proposed: {'; '.join(refused)}"
+        task.status = status.model_copy(update={"summary": cap(f"{why}\n{result.summary}", SUMMARY_CAP)})
+        await task.move("Failed", "ChangesRefused", why[:1000], "Warning")
+        return
     if result.outcome == "answer":
         task.status = status.model_copy(update={"summary": summary})
         await task.move("Succeeded", "Answered", (result.summary or "answered")[:1000])
@@ -350,23 +486,27 @@ async def _plan(task: Task) -> None:
         return
     if result.outcome == "failed" or not result.steps:
         why = result.error or result.summary or "the planner proposed nothing"
-        reason = "ModelFailed" if result.failure == "model" else "PlanningFailed"
+        reason = (
+            "ModelFailed" if result.failure == "model" else "ChangesRefused" if refused else "PlanningFailed"
+        )
         task.status = status.model_copy(update={"summary": cap(why, SUMMARY_CAP)})
         await task.move("Failed", reason, why, "Warning")
         return
     revision = (status.proposal.revision if status.proposal else 0) + 1
+    scoped = [
+        i for i, call in enumerate(result.steps) if await deps.gateway.cluster_scoped(call.tool, call.args)
+    ]
     proposal, problem = build_proposal(
-        result.steps, task_uid=task.uid, revision=revision, summary=result.summary, now=deps.now()
+        result.steps,
+        task_uid=task.uid,
+        revision=revision,
+        summary=result.summary,
+        now=deps.now(),
+        cluster_scoped=scoped,
     )
     if proposal is None:
         await task.move("Failed", "PlanTooLarge", problem or "plan rejected", "Warning")
         return
-    if ids.APPROVE_ANNOTATION in task.annotations:
-        # An approve=true set before this proposal existed must not approve it.
-        await deps.store.annotate_task(task.namespace, task.name, {ids.APPROVE_ANNOTATION: None})
-        await task.emit(
-            "Warning", "ApprovalIgnored", "approve annotation set before the proposal existed; removed"
-        )
     task.status = status.model_copy(
         update={
             "proposal": proposal,
@@ -376,7 +516,7 @@ async def _plan(task: Task) -> None:
         }
     )
     steps_text = "; ".join(f"{s.id}: {s.tool} {canonical_json(s.args)}" for s in proposal.steps)
-    await task.emit("Normal", "Planned", f"revision {revision}: {len(proposal.steps)} step(s): {steps_text}")
+    task.note("Normal", "Planned", f"revision {revision}: {len(proposal.steps)} step(s): {steps_text}")
     await task.move(
         "AwaitingApproval",
         "ApprovalRequired",
@@ -398,7 +538,9 @@ async def _replay(task: Task, acting: Identity) -> PlanResult:
         return PlanResult("failed", error, error=error)
     previewed = []
     for call in calls:
-        problem = task.deps.gateway.scope_error(call.tool, call.args, task.targets)
+        problem = await task.deps.gateway.scope_error(
+            call.tool, call.args, task.targets, cluster_scope=task.cluster_scope
+        )
         if problem is not None:
             return PlanResult("failed", problem, error=f"cannot replay: {problem}")
         preview = await task.deps.gateway.call(call.tool, call.args, identity=acting, preview=True)
@@ -413,34 +555,66 @@ async def _replay(task: Task, acting: Identity) -> PlanResult:
     )
 
 
-async def _record_annotation_approval(task: Task) -> None:
-    """``approve=true`` becomes an ApprovalGrant created by the operator on behalf of the stamped user."""
+def _grant_name(task: Task, plan_hash: str, approver: UserRef) -> str:
+    """One name per task, hash and approver: a crash between creating the grant and removing the
+    annotation finds the same grant again, and two people approving by annotation get two grants. The
+    task's name is cut so that the result is a valid name whatever the task is called."""
+    prefix = task.name[:200].rstrip(".-")
+    digest = hashlib.sha256(f"{task.uid}|{plan_hash}|{approver.user}".encode()).hexdigest()[:16]
+    return f"{prefix}-approve-{digest}"
+
+
+async def _take_annotation_approval(task: Task) -> None:
+    """``approve=true`` becomes an ApprovalGrant for exactly the hash admission stamped beside it.
+
+    The stamped hash is the proposal the annotating person could see when they set it ('' when none was
+    awaiting approval, or when the annotation came in the task's own YAML, which admission strips). An
+    annotation whose hash is not the current proposal's approves nothing and is reported. Either way the
+    annotation and its stamps are removed, but only while they still say what was read, so an approval
+    set meanwhile is never lost."""
+    approval = ids.annotation_approval(task.body["metadata"])
+    if approval is None:
+        return
     deps, proposal = task.deps, task.status.proposal
-    value = task.annotations.get(ids.APPROVE_ANNOTATION, "")
-    if proposal is None or task.status.phase != "AwaitingApproval":
-        await deps.store.annotate_task(task.namespace, task.name, {ids.APPROVE_ANNOTATION: None})
-        await task.emit(
-            "Warning", "ApprovalIgnored", f"approve={value} ignored: no proposal is awaiting approval"
-        )
-        return
-    approver = ids.annotation_approver_of(task.body["metadata"]) if deps.identity_trusted else None
-    if value.lower() not in TRUE_VALUES or approver is None:
+    approver = approval.approver if deps.identity_trusted else None
+    awaiting = proposal if task.status.phase == "AwaitingApproval" else None
+    why: str | None = None
+    if approver is None:
+        why = "the annotating user was not stamped at admission (install crds/identity-policy.yaml)"
+    elif approval.value.lower() not in TRUE_VALUES:
+        why = f"approve={approval.value} is not true"
+    elif not approval.plan_hash:
         why = (
-            f"approve={value} is not true"
-            if approver is not None
-            else "the annotating user was not stamped at admission (install crds/identity-policy.yaml)"
+            f"{approver.user} set it while no proposal was awaiting approval (or it came with the task's "
+            "YAML), so it approves nothing; review the proposal once shown and set approve=true again"
         )
-        await deps.store.annotate_task(task.namespace, task.name, {ids.APPROVE_ANNOTATION: None})
+    elif awaiting is None or approval.plan_hash != awaiting.hash:
+        now_shown = (
+            f"the proposal awaiting approval is revision {awaiting.revision} ({awaiting.hash})"
+            if awaiting
+            else "no proposal is awaiting approval"
+        )
+        why = (
+            f"{approver.user} approved {approval.plan_hash}, but {now_shown}; an approval approves only the "
+            "proposal its author saw: review the current one and approve it"
+        )
+    elif awaiting is not None:
+        await deps.store.create_grant(
+            task.namespace, _annotation_grant(task, approver, awaiting, approval.value)
+        )
+    stamps = (ids.APPROVE_ANNOTATION, *ids.APPROVAL_STAMPS)
+    expected = {key: value for key, value in task.annotations.items() if key in stamps}
+    task._adopt(await deps.store.remove_task_annotations(task.namespace, task.name, expected))
+    if why is not None:
         await task.emit("Warning", "ApprovalIgnored", f"approve annotation ignored: {why}")
-        return
-    # One record per approver and revision: a crash between create and annotation removal finds it again,
-    # and two people approving by annotation (N-of-M) get two grants.
-    digest = hashlib.sha256(approver.user.encode()).hexdigest()[:10]
-    grant = {
+
+
+def _annotation_grant(task: Task, approver: UserRef, proposal: Proposal, value: str) -> dict[str, Any]:
+    return {
         "apiVersion": API_VERSION,
         "kind": "ApprovalGrant",
         "metadata": {
-            "name": f"{task.name[:200]}-r{proposal.revision}-approve-{digest}",
+            "name": _grant_name(task, proposal.hash, approver),
             "namespace": task.namespace,
             "labels": {f"{GROUP}/via": "annotation"},
             "annotations": {
@@ -455,11 +629,29 @@ async def _record_annotation_approval(task: Task) -> None:
             "taskRef": {"name": task.name, "uid": task.uid},
             "planHash": proposal.hash,
             "decision": "Approve",
-            "reason": f"kubectl annotate agenttask {task.name} approve={value}",
+            "reason": f"kubectl annotate agenttask {task.name} approve={value} "
+            f"(revision {proposal.revision})",
         },
     }
-    await deps.store.create_grant(task.namespace, grant)
-    await deps.store.annotate_task(task.namespace, task.name, {ids.APPROVE_ANNOTATION: None})
+
+
+async def _grant_facts(task: Task, grant: dict[str, Any]) -> GrantFacts:
+    """Who decided a grant (as admission stamped it) and, for annotation approvals, RBAC's answer."""
+    deps = task.deps
+    approver, via_annotation = (
+        ids.grant_origin(grant["metadata"], deps.operator_identity)
+        if deps.identity_trusted
+        else (None, False)
+    )
+    may_create = True
+    if via_annotation and approver is not None:
+        may_create = await deps.store.may_create_grants(ids.as_identity(approver), task.namespace)
+    return GrantFacts(grant, approver, via_annotation, may_create)
+
+
+async def _grants_of(task: Task) -> list[dict[str, Any]]:
+    grants = await task.deps.store.list_grants(task.namespace)
+    return [g for g in grants if ((g.get("spec") or {}).get("taskRef") or {}).get("name") == task.name]
 
 
 async def _policy(task: Task) -> ApprovalPolicy:
@@ -475,22 +667,14 @@ async def _await_approval(task: Task) -> bool:
     """Apply pending decisions; True when the task moved on (Executing, Denied, Expired)."""
     deps, proposal = task.deps, task.status.proposal
     assert proposal is not None
-    if ids.APPROVE_ANNOTATION in task.annotations:
-        await _record_annotation_approval(task)
     policy: ApprovalPolicy | None = None
-    for grant in await deps.store.list_grants(task.namespace):
+    for grant in await _grants_of(task):
         meta, spec = grant["metadata"], grant.get("spec") or {}
-        if (spec.get("taskRef") or {}).get("name") != task.name:
-            continue
         if (grant.get("status") or {}).get("state") or already_considered(task.status, meta["name"]):
             continue
         policy = policy or await _policy(task)
-        approver, via_annotation = (
-            ids.grant_origin(meta, deps.operator_identity) if deps.identity_trusted else (None, False)
-        )
-        may_create = True
-        if via_annotation and approver is not None:
-            may_create = await deps.store.may_create_grants(ids.as_identity(approver), task.namespace)
+        facts = await _grant_facts(task, grant)
+        approver = facts.approver
         now = deps.now()
         verdict = judge_grant(
             grant,
@@ -499,10 +683,10 @@ async def _await_approval(task: Task) -> bool:
             namespace=task.namespace,
             phase=task.status.phase,
             proposal=task.status.proposal,
-            requester=task.status.requester,
+            requester=task.requester_ref,
             approver=approver,
-            via_annotation=via_annotation,
-            may_create_grants=may_create,
+            via_annotation=facts.via_annotation,
+            may_create_grants=facts.may_create_grants,
             policy=policy,
             approvals=task.status.approvals,
             now=now,
@@ -525,12 +709,17 @@ async def _await_approval(task: Task) -> bool:
         # approval without its effect; the grant's own status follows (it only explains).
         moved = verdict.accepted and outcome.complete
         if not verdict.accepted:
+            task.note(
+                "Warning",
+                "GrantRejected",
+                f"grant {meta['name']} by {who}: {verdict.reason}: {verdict.message}",
+            )
             await task.write()
         elif not outcome.complete:
             counted = [u.user for u in outcome.counted()]
             excluded = [who, *counted]
-            if policy.four_eyes and task.status.requester is not None:
-                excluded.append(task.status.requester.user)
+            if policy.four_eyes:
+                excluded.append(task.requester.user)
             waiting = (
                 f"{outcome.progress()} for revision {proposal.revision}; "
                 f"{policy.required_approvals - len(counted)} more needed: "
@@ -546,8 +735,8 @@ async def _await_approval(task: Task) -> bool:
                 generation=task.generation,
                 now=now,
             )
+            task.note("Normal", "ApprovalCounted", f"{who} approved (grant {meta['name']}): {waiting}")
             await task.write()
-            await task.emit("Normal", "ApprovalCounted", f"{who} approved (grant {meta['name']}): {waiting}")
         elif not outcome.approved:
             task.status = skip_remaining(task.status, f"denied by {who}", now)
             await task.move(
@@ -581,12 +770,6 @@ async def _await_approval(task: Task) -> bool:
         )
         if moved:
             return True
-        if not verdict.accepted:
-            await task.emit(
-                "Warning",
-                "GrantRejected",
-                f"grant {meta['name']} by {who}: {verdict.reason}: {verdict.message}",
-            )
     waited = deps.now() - proposal.created_at
     if waited > timedelta(seconds=deps.config.approval_timeout_seconds):
         task.status = skip_remaining(task.status, "nobody decided in time", deps.now())
@@ -597,12 +780,64 @@ async def _await_approval(task: Task) -> bool:
     return False
 
 
-async def _execute(task: Task) -> None:
+def _authorizer(task: Task) -> Authorize:
+    """The executor's check before each call: the grants, not the status, say whether a step may run."""
     deps = task.deps
 
-    async def write(status: AgentTaskStatus, claim: Claim | None = None) -> AgentTaskStatus:
-        return await task.write(status, claim)
+    async def check(step: ProposedStep) -> str | None:
+        proposal, requester = task.status.proposal, task.requester_ref
+        if proposal is None or requester is None:
+            return "no proposal, or no requester stamped at admission; nothing runs"
+        recorded = task.status.requester
+        if recorded is None or recorded.user != requester.user:
+            return (
+                f"status.requester ({recorded.user if recorded else 'none'}) is not the requester stamped at "
+                f"admission ({requester.user}): the status was edited outside Bosun; nothing runs"
+            )
+        # The proposal in status may have been written by someone else: scope is checked again here.
+        out_of_scope = await deps.gateway.scope_error(
+            step.tool, step.args, task.targets, cluster_scope=task.cluster_scope
+        )
+        if out_of_scope is not None:
+            return f"step {step.id}: {out_of_scope}; nothing runs"
+        # Whether a step is destructive decides who may approve it: derived again, never read from status.
+        steps = [
+            s.model_copy(
+                update={
+                    "destructive": safety_of(s.tool).destructive
+                    or await deps.gateway.cluster_scoped(s.tool, s.args)
+                }
+            )
+            for s in proposal.steps
+        ]
+        proposal = proposal.model_copy(update={"steps": steps})
+        facts = [await _grant_facts(task, grant) for grant in await _grants_of(task)]
+        outcome = authorize(
+            facts,
+            task_name=task.name,
+            task_uid=task.uid,
+            namespace=task.namespace,
+            proposal=proposal,
+            requester=requester,
+            policy=await _policy(task),
+            now=deps.now(),
+        )
+        if isinstance(outcome, str):
+            return outcome
+        if step.id in outcome.approved:
+            return None
+        return (
+            f"no ApprovalGrant approves step {step.id} of revision {proposal.revision} "
+            f"(hash {proposal.hash}) now ({outcome.progress()}); the status says it is approved, but only "
+            "grants approve: the status was edited outside Bosun, or a grant expired or was outweighed; "
+            "nothing runs"
+        )
 
+    return check
+
+
+async def _execute(task: Task) -> None:
+    deps = task.deps
     execution = await _execution(task)
     if execution.problem is not None:
         result = ExecutionResult(task.status, False, "ExecutionIdentityInvalid", execution.problem)
@@ -612,8 +847,9 @@ async def _execute(task: Task) -> None:
             task_uid=task.uid,
             gateway=deps.gateway,
             identity=execution.identity,
-            write=write,
-            emit=task.emit,
+            authorize=_authorizer(task),
+            write=task.write,
+            emit=task.note_async,
             now=deps.now,
             timeout=deps.config.tool_timeout_seconds,
             on_behalf_of=task.requester.user if execution.service_account else None,
@@ -632,7 +868,18 @@ async def _execute(task: Task) -> None:
         generation=task.generation,
         now=deps.now(),
     )
+    if result.reason == "ToolFailed" and task.status.iteration < task.spec.max_iterations:
+        # Like a failed verification: the rest of the proposal is recorded as not run, the failure goes
+        # back to the planner with the history, and whatever it proposes next needs a new approval.
+        await _replan(task, f"step failed during execution: {result.message}")
+        return
     await task.move("Failed", result.reason, result.message, "Warning")
+
+
+async def _replan(task: Task, why: str) -> None:
+    """Back to planning for the next iteration (the caller checked that one is left)."""
+    task.status = task.status.model_copy(update={"iteration": task.status.iteration + 1})
+    await task.move("Planning", "Replanning", f"iteration {task.status.iteration}: replanning after: {why}")
 
 
 async def _verify(task: Task) -> None:
@@ -685,11 +932,8 @@ async def _verify(task: Task) -> None:
             "Warning",
         )
         return
-    await task.emit("Warning", "VerificationFailed", message)
-    task.status = task.status.model_copy(update={"iteration": status.iteration + 1})
-    await task.move(
-        "Planning", "Replanning", f"iteration {status.iteration + 1}: replanning after: {message}"
-    )
+    task.note("Warning", "VerificationFailed", message)
+    await _replan(task, message)
 
 
 # ----- entry points ----------------------------------------------------------------------------------------
@@ -722,24 +966,44 @@ async def _start(task: Task) -> bool:
             "Warning",
         )
         return False
+    if task.spec.cluster_scope and not deps.config.allow_cluster_scope:
+        await task.move(
+            "Failed",
+            "ClusterScopeNotAllowed",
+            "spec.clusterScope is true, but this operator does not allow cluster-scoped changes "
+            "(BOSUN_ALLOW_CLUSTER_SCOPE, off by default); ask its administrator, or create the task without "
+            "clusterScope",
+            "Warning",
+        )
+        return False
+    refusal = ids.impersonation_refusal(
+        requester, deps.config.privileged_groups, deps.config.protected_namespaces
+    )
+    if refusal is not None:
+        await task.move("Failed", "RequesterNotImpersonable", refusal, "Warning")
+        return False
     await task.move("Planning", "Planning", f"planning the request of {requester.user}")
     return True
 
 
 async def reconcile_task(body: dict[str, Any], deps: Deps) -> float | None:
     """Advance one task as far as it can go now. Returns seconds until it wants to be looked at again
-    (tool server down, TTL), or None."""
+    (tool server down, TTL), or None. Raises ``TaskConflict`` when the task changed under it: the caller
+    reads it again and starts over."""
     status = AgentTaskStatus.model_validate(body.get("status") or {})
     spec = AgentTaskSpec.model_validate(body.get("spec") or {})
     task = Task(body, spec, status, deps)
+    await task.post_pending()
     if is_final(status):
         return await _finished(task)
     if task.annotations.get(CANCEL_ANNOTATION, "").lower() in TRUE_VALUES:
         task.status = skip_remaining(task.status, "cancelled", deps.now())
         await task.move("Cancelled", "Cancelled", "cancelled by annotation cancel=true", "Warning")
+        await _close_grants(task)
         return await _finished(task)
     if status.phase in (None, "Pending") and not await _start(task):
         return await _finished(task)
+    await _take_annotation_approval(task)
     try:
         while not is_final(task.status):
             phase = task.status.phase
@@ -750,11 +1014,10 @@ async def reconcile_task(body: dict[str, Any], deps: Deps) -> float | None:
                     return None
             elif phase == "Executing":
                 await _execute(task)
+                await _tool_server_back(task)
             elif phase == "Verifying":
                 await _verify(task)
-    except StepClaimLost as exc:
-        log.warning("%s; another operator process is working on it, leaving it alone", exc)
-        return None
+                await _tool_server_back(task)
     except ToolServerUnavailable as exc:
         task.status = with_condition(
             task.status,
@@ -765,14 +1028,74 @@ async def reconcile_task(body: dict[str, Any], deps: Deps) -> float | None:
             generation=task.generation,
             now=deps.now(),
         )
+        task.note("Warning", "ToolServerUnavailable", str(exc))
         await task.write()
-        await task.emit("Warning", "ToolServerUnavailable", str(exc))
         return deps.config.sweep_seconds
+    await _close_grants(task)
     return await _finished(task)
 
 
+async def _tool_server_back(task: Task) -> None:
+    """A phase that used the tool server finished: a ``ToolServerAvailable=False`` left by an outage is
+    no longer true, so it must not stay (GitOps tools and people read it)."""
+    if not any(c.type == "ToolServerAvailable" and c.status == "False" for c in task.status.conditions):
+        return
+    task.status = with_condition(
+        task.status,
+        "ToolServerAvailable",
+        "True",
+        "Reachable",
+        "the tool server answered again",
+        generation=task.generation,
+        now=task.deps.now(),
+    )
+    await task.write()
+
+
+async def _reject_grant(
+    deps: Deps, grant: dict[str, Any], verdict: GrantVerdict, task_uid: str | None
+) -> None:
+    """Tell a grant's author that it decided nothing and why (the grant's status is all they watch)."""
+    meta = grant["metadata"]
+    approver = ids.approver_of(meta, deps.operator_identity) if deps.identity_trusted else None
+    await deps.store.write_grant_status(
+        meta["namespace"],
+        meta["name"],
+        grant_status(
+            verdict,
+            approver=approver,
+            task_uid=task_uid,
+            revision=None,
+            generation=meta.get("generation"),
+            now=deps.now(),
+        ),
+    )
+
+
+def _finished_verdict(task_name: str, phase: str | None) -> GrantVerdict:
+    return GrantVerdict(
+        False,
+        "TaskFinished",
+        f"AgentTask {task_name} is {phase}: it awaits no approval any more, so this grant approved nothing; "
+        "create a new task for new work",
+    )
+
+
+async def _close_grants(task: Task) -> None:
+    """Once a task is finished, the grants it never considered are answered, not left without a status."""
+    if not is_final(task.status):
+        return
+    for grant in await _grants_of(task):
+        name = grant["metadata"]["name"]
+        if (grant.get("status") or {}).get("state") or already_considered(task.status, name):
+            continue
+        with contextlib.suppress(KubeError):
+            await _reject_grant(task.deps, grant, _finished_verdict(task.name, task.status.phase), task.uid)
+
+
 async def touch_for_grant(grant: dict[str, Any], deps: Deps) -> None:
-    """A new grant wakes its task at once (annotation change -> the task's update handler)."""
+    """A new grant wakes its task at once (annotation change -> the task's update handler); a grant for a
+    task that does not exist or has finished is answered at once."""
     meta, spec = grant["metadata"], grant.get("spec") or {}
     if (grant.get("status") or {}).get("state"):
         return
@@ -784,18 +1107,10 @@ async def touch_for_grant(grant: dict[str, Any], deps: Deps) -> None:
         verdict = GrantVerdict(
             False, "TaskNotFound", f"AgentTask {task_name} not found in {meta['namespace']}"
         )
-        approver = ids.approver_of(meta, deps.operator_identity) if deps.identity_trusted else None
-        await deps.store.write_grant_status(
-            meta["namespace"],
-            meta["name"],
-            grant_status(
-                verdict,
-                approver=approver,
-                task_uid=None,
-                revision=None,
-                generation=meta.get("generation"),
-                now=deps.now(),
-            ),
-        )
+        await _reject_grant(deps, grant, verdict, None)
+        return
+    phase = (task.get("status") or {}).get("phase")
+    if phase in TERMINAL_PHASES:
+        await _reject_grant(deps, grant, _finished_verdict(task_name, phase), task["metadata"]["uid"])
         return
     await deps.store.annotate_task(meta["namespace"], task_name, {GRANT_SEEN: meta["name"]})

@@ -1,10 +1,16 @@
 """Did the executed calls achieve what was asked? Objective checks first, then a short model judgement.
 
-Objective checks read the world through read-only tools as the identity that executed (``ctx.acting``: the
-requester, or the namespace's execution ServiceAccount): rollout complete and replicas available after
-scale/restart/undo/set-image, Helm release deployed, Jenkins build result, each bounded by a deadline.
-Only when they pass is the model asked whether the request is satisfied; a failed check sends the task
-back to planning (bounded by maxIterations) and never re-executes anything by itself.
+Every executed mutating call is checked objectively (``bosun.probes`` says how, tool by tool): the checks
+read the world through read-only tools as the identity that executed (``ctx.acting``: the requester, or
+the namespace's execution ServiceAccount), each bounded by one deadline for the whole verification. A
+check that cannot decide fails and says what to confirm by hand, so a task never ends Succeeded on the
+word of a tool or of the model (safety rule 9). Only when every check passed is the model asked whether
+the request is satisfied; its judgement can turn a pass into a fail, never the reverse. A failed
+verification sends the task back to planning (bounded by maxIterations) and never re-executes anything
+by itself.
+
+No check asks the API server for access reviews of RBAC changes: RBAC objects are on the scope deny-list
+(``bosun.scope.DENIED_GROUPS``) and are refused before they are proposed.
 """
 
 from __future__ import annotations
@@ -18,132 +24,78 @@ from typing import Any
 
 from bosun_tools.kube import Identity
 
-from bosun.gateway import ToolGateway
-from bosun.models import MESSAGE_CAP, ProposedStep, Verification, VerificationCheck, cap
-from bosun.planner import ModelSettings, PlanningContext, Usage, judge_outcome
-
-WORKLOAD_KINDS = {
-    "deployment": "deployment",
-    "deployments": "deployment",
-    "deploy": "deployment",
-    "statefulset": "statefulset",
-    "statefulsets": "statefulset",
-    "sts": "statefulset",
-    "daemonset": "daemonset",
-    "daemonsets": "daemonset",
-    "ds": "daemonset",
-}
-ROLLOUT_TOOLS = frozenset(
-    {"k8s_scale", "k8s_set_image", "k8s_rollout_restart", "k8s_rollout_undo", "k8s_patch"}
+from bosun.gateway import ToolCallOutcome, ToolGateway
+from bosun.models import (
+    MARKER_ROOM,
+    MAX_CHECKS,
+    MESSAGE_CAP,
+    ProposedStep,
+    Verification,
+    VerificationCheck,
+    cap,
 )
-"""Tools whose effect on a Deployment/StatefulSet/DaemonSet shows as a rollout (others kinds: no check)."""
-HELM_TOOLS = frozenset({"helm_install", "helm_upgrade", "helm_rollback"})
+from bosun.planner import ModelSettings, PlanningContext, Usage, judge_outcome
+from bosun.probes import Probe, Reader, probes_for
+
 POLL_SECONDS = 3.0
-ROLLOUT_WAIT_CAP = 300
-"""The rollout-status tool waits at most this long per call (its own bound)."""
+NAME_CAP = 200 - MARKER_ROOM
+"""A check's name is at most 200 characters (the CRD's bound), marker included."""
+CALL_GRACE_SECONDS = 15
+"""A read may overrun the deadline by this much (the tool's own timeout and the MCP round trip)."""
 
 
 @dataclass(frozen=True)
-class Probe:
-    """One read-only call that checks one executed step, and how to judge its answer."""
+class ToolReader:
+    """Read-only tool calls as the executing identity; every call is bounded by the deadline."""
 
-    name: str
-    tool: str
-    args: dict[str, Any]
-    judge: Callable[[dict[str, Any]], tuple[bool, str]]
+    gateway: ToolGateway
+    identity: Identity
+    deadline: float
 
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
 
-def _rollout_judge(step: ProposedStep) -> Callable[[dict[str, Any]], tuple[bool, str]]:
-    wanted = step.args.get("replicas") if step.tool == "k8s_scale" else None
-
-    def judge(data: dict[str, Any]) -> tuple[bool, str]:
-        complete = bool(data.get("complete"))
-        available = data.get("available") or 0
-        replicas = data.get("replicas")
-        facts = f"{available}/{replicas} available"
-        if wanted is not None and replicas != wanted:
-            return False, f"spec.replicas is {replicas}, expected {wanted}; {facts}"
-        if not complete:
-            return False, f"rollout not complete: {facts}"
-        if wanted is not None and available < wanted:
-            return False, f"only {facts}"
-        return True, f"rolled out, {facts}"
-
-    return judge
+    async def __call__(self, tool: str, args: dict[str, Any]) -> ToolCallOutcome:
+        timeout = max(self.remaining(), 1) + CALL_GRACE_SECONDS
+        return await self.gateway.call(tool, args, identity=self.identity, timeout=timeout)
 
 
-def _helm_judge(data: dict[str, Any]) -> tuple[bool, str]:
-    state = data.get("status")
-    return state == "deployed", f"release status {state}, revision {data.get('revision')}"
+def _check(name: str, passed: bool, message: str) -> VerificationCheck:
+    return VerificationCheck(
+        name=cap(name, NAME_CAP) or "", passed=passed, message=cap(message, MESSAGE_CAP) or ""
+    )
 
 
-def _build_judge(data: dict[str, Any]) -> tuple[bool, str]:
-    if data.get("building"):
-        return False, f"build #{data.get('number')} still running"
-    result = data.get("result")
-    return result == "SUCCESS", f"build #{data.get('number')} result {result}"
-
-
-def probes_for(step: ProposedStep, output_data: dict[str, Any] | None) -> list[Probe]:
-    """The objective checks that apply to an executed step (none for tools without a known check)."""
-    args = step.args
-    if step.tool in ROLLOUT_TOOLS:
-        kind = WORKLOAD_KINDS.get(str(args.get("kind", "deployment")).lower())
-        if kind is None or "name" not in args or "namespace" not in args:
-            return []
-        return [
-            Probe(
-                f"{kind} {args['namespace']}/{args['name']} rolled out",
-                "k8s_rollout_status",
-                {"kind": kind, "name": args["name"], "namespace": args["namespace"]},
-                _rollout_judge(step),
-            )
-        ]
-    if step.tool in HELM_TOOLS and "release" in args and "namespace" in args:
-        return [
-            Probe(
-                f"helm release {args['namespace']}/{args['release']} deployed",
-                "helm_status",
-                {"release": args["release"], "namespace": args["namespace"]},
-                _helm_judge,
-            )
-        ]
-    if step.tool == "jenkins_trigger_build" and output_data and output_data.get("number") is not None:
-        return [
-            Probe(
-                f"jenkins build {args.get('job')} #{output_data['number']} succeeded",
-                "jenkins_get_build",
-                {"job": args.get("job"), "number": output_data["number"]},
-                _build_judge,
-            )
-        ]
-    return []
-
-
-async def run_probe(
-    probe: Probe, gateway: ToolGateway, identity: Identity, deadline: float
-) -> VerificationCheck:
-    """Poll one probe until it passes or the deadline passes. The rollout tool waits by itself; other
-    probes (a Helm release settling, a build running) are asked again every ``POLL_SECONDS``. A probe
-    that errors (not found, forbidden) fails at once: waiting would not change the answer."""
+async def run_probe(probe: Probe, reader: Reader) -> VerificationCheck:
+    """Ask one probe until it passes, or fails for good, or the deadline passes (asking again every
+    ``POLL_SECONDS`` while it is pending: a Helm release settling, an object finalizing)."""
     while True:
-        remaining = deadline - time.monotonic()
-        args = dict(probe.args)
-        if probe.tool == "k8s_rollout_status":
-            args["wait_seconds"] = max(0, min(int(remaining), ROLLOUT_WAIT_CAP))
-        outcome = await gateway.call(probe.tool, args, identity=identity, timeout=max(remaining, 1) + 15)
-        if not outcome.ok:
-            text = cap(f"{probe.tool} failed: {outcome.error}", MESSAGE_CAP) or ""
-            return VerificationCheck(name=probe.name, passed=False, message=text)
-        passed, message = probe.judge(outcome.data or {})
-        if passed:
-            return VerificationCheck(name=probe.name, passed=True, message=cap(message, MESSAGE_CAP) or "")
-        remaining = deadline - time.monotonic()
+        status, message = await probe.look(reader)
+        if status == "passed":
+            return _check(probe.name, True, message)
+        if status == "unsure":
+            return _check(probe.name, False, f"could not be confirmed: {message}; check it by hand")
+        if status == "failed":
+            return _check(probe.name, False, message)
+        remaining = reader.remaining()
         if remaining <= 0:
-            text = cap(f"{message} (still so at the deadline)", MESSAGE_CAP) or ""
-            return VerificationCheck(name=probe.name, passed=False, message=text)
-        if probe.tool != "k8s_rollout_status":
-            await asyncio.sleep(min(POLL_SECONDS, remaining))
+            return _check(probe.name, False, f"{message} (still so at the deadline)")
+        await asyncio.sleep(min(POLL_SECONDS, remaining))
+
+
+def bounded(checks: list[VerificationCheck]) -> list[VerificationCheck]:
+    """At most ``MAX_CHECKS`` checks (the CRD's bound): failures first, the passes beyond the bound
+    folded into one summary line."""
+    if len(checks) <= MAX_CHECKS:
+        return checks
+    keep = set(sorted(range(len(checks)), key=lambda i: checks[i].passed)[: MAX_CHECKS - 1])
+    rest = [c for i, c in enumerate(checks) if i not in keep]
+    summary = _check(
+        f"{len(rest)} more checks",
+        all(c.passed for c in rest),
+        "; ".join(f"{c.name}: {c.message if not c.passed else 'passed'}" for c in rest),
+    )
+    return [c for i, c in enumerate(checks) if i in keep] + [summary]
 
 
 @dataclass(frozen=True)
@@ -162,12 +114,18 @@ async def verify(
     deadline_seconds: float,
     now: Callable[[], datetime],
 ) -> VerifyResult:
-    """Check every executed step, then (only if all held) ask the judge."""
-    deadline = time.monotonic() + deadline_seconds
+    """Check every executed step (``data``: the small facts its tool returned), then, only if all held,
+    ask the judge."""
+    reader = ToolReader(gateway, ctx.acting, time.monotonic() + deadline_seconds)
     checks: list[VerificationCheck] = []
     for step, data in executed:
-        for probe in probes_for(step, data):
-            checks.append(await run_probe(probe, gateway, ctx.acting, deadline))
+        for probe in probes_for(step.tool, step.args, data):
+            checks.append(await run_probe(probe, reader))
+    if not checks:
+        checks.append(
+            _check("executed changes", False, "no change was executed, so nothing confirms the request")
+        )
+    checks = bounded(checks)
     if not all(c.passed for c in checks):
         failed = "; ".join(f"{c.name}: {c.message}" for c in checks if not c.passed)
         return VerifyResult(
@@ -180,10 +138,7 @@ async def verify(
             ),
             Usage(),
         )
-    facts = "; ".join(f"{c.name}: {c.message}" for c in checks) or (
-        "no objective check applies to the executed tools: "
-        + ", ".join(f"{s.tool} succeeded" for s, _ in executed)
-    )
+    facts = "; ".join(f"{c.name}: {c.message}" for c in checks)
     judgement = await judge_outcome(ctx, facts, model)
     return VerifyResult(
         Verification(

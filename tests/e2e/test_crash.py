@@ -71,8 +71,10 @@ def test_kill_during_execution_or_verification(
 
 
 def _crash_state(kubectl: Any, namespace: str, name: str, grant: str) -> None:
-    """Write exactly what the operator writes just before a call, as if it died right after."""
+    """Write exactly what the operator writes just before a call, as if it died right after: alice's real
+    grant exists (the executor re-derives approval from grants, never from status alone)."""
     status = status_of(kubectl, namespace, name)
+    apply(kubectl, namespace, grant_doc(grant, name, status["proposal"]["hash"]), user="alice")
     revision = status["proposal"]["revision"]
     now = "2026-11-24T09:00:00Z"
     status["approvals"] = [
@@ -138,7 +140,9 @@ def test_restart_with_a_step_left_executing(
     assert ready["reason"] == "InterruptedNonIdempotent"
     assert "Check by hand" in ready["message"]
     [record] = [r for r in api["steps"] if r["mutating"]]
-    assert (record["state"], record["attempts"]) == ("Executing", 1)
+    # Not left Executing in a finished task: Failed, saying it was not re-run.
+    assert (record["state"], record["attempts"]) == ("Failed", 1)
+    assert "not run again" in record["error"]
     template = get(kubectl, namespace, "deployment", "api")["spec"]["template"]
     assert "kubectl.kubernetes.io/restartedAt" not in (template["metadata"].get("annotations") or {})
     assert started_calls(kubectl, namespace, "restart-api") == 0

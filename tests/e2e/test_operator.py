@@ -185,6 +185,8 @@ def test_invalid_specs_are_refused_naming_the_field(
     cases = [
         (task_doc("t1", ""), "spec.request"),
         (task_doc("t2", "x", maxIterations=0), "spec.maxIterations"),
+        # A type error is the schema's to report, naming the field, not an identity policy's denial.
+        (task_doc("t2b", "x", maxIterations="three"), "spec.maxIterations"),
         (task_doc("t3", "x", targetNamespaces=["Bad_NS"]), "spec.targetNamespaces[0]"),
         (grant_doc("g1", "t", "abc"), "spec.planHash"),
         (grant_doc("g2", "t", "sha256:" + "a" * 64, "Maybe"), "spec.decision"),

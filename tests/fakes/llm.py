@@ -2,8 +2,9 @@
 
 No model provider can be reached here, so tests point LiteLLM at this real HTTP server on 127.0.0.1
 (``api_base=fake.url``, any non-empty key) and script what "the model" answers: assistant text, tool calls,
-HTTP errors such as 500 or 429, and slow answers. The server records every request body it received so a
-test can assert which tools and messages were sent, and it reports usage numbers like a provider does.
+HTTP errors such as 500 or 429, and slow answers. The server records every request body it received (and
+its size in bytes on the wire) so a test can assert which tools and messages were sent and how large each
+request was, and it reports usage numbers like a provider does.
 
 It is not a model: each request consumes the first scripted reply whose optional ``match`` string occurs in
 the request's messages; with nothing left it answers with the ``default`` reply if one was given, otherwise
@@ -88,6 +89,7 @@ class FakeLLM:
         self._replies: list[Reply] = [dict(r) for r in replies]
         self._default = default
         self._requests: list[dict[str, Any]] = []
+        self._sizes: list[int] = []
         self._ids = itertools.count(1)
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -105,6 +107,12 @@ class FakeLLM:
         """Bodies of the chat-completion requests received so far, oldest first."""
         with self._lock:
             return [json.loads(json.dumps(r)) for r in self._requests]
+
+    @property
+    def request_sizes(self) -> list[int]:
+        """Bytes of each chat-completion request body as received, oldest first."""
+        with self._lock:
+            return list(self._sizes)
 
     @property
     def pending(self) -> int:
@@ -139,18 +147,19 @@ class FakeLLM:
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
-    def _next_reply(self, body: dict[str, Any]) -> Reply | None:
+    def _next_reply(self, body: dict[str, Any], size: int) -> Reply | None:
         haystack = json.dumps(body.get("messages", []))
         with self._lock:
             self._requests.append(body)
+            self._sizes.append(size)
             for index, reply in enumerate(self._replies):
                 if "match" not in reply or str(reply["match"]) in haystack:
                     return self._replies.pop(index)
             return dict(self._default) if self._default is not None else None
 
-    def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-        """Turn one request body into (status, headers, JSON body) following the script."""
-        reply = self._next_reply(body)
+    def respond(self, body: dict[str, Any], size: int) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """Turn one request body (``size`` bytes on the wire) into (status, headers, JSON body)."""
+        reply = self._next_reply(body, size)
         if reply is None:
             return (
                 400,
@@ -240,9 +249,9 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 # The client gave up first (a test of its timeout); nobody is left to answer.
                 self.close_connection = True
 
-        def _body(self) -> Any:
+        def _body(self) -> tuple[Any, int]:
             length = int(self.headers.get("Content-Length", "0"))
-            return json.loads(self.rfile.read(length) or b"null")
+            return json.loads(self.rfile.read(length) or b"null"), length
 
         def do_GET(self) -> None:
             if self.path == "/_requests":
@@ -253,12 +262,12 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self._send(404, _error_body(f"no such path {self.path}"))
 
         def do_POST(self) -> None:
-            body = self._body()
+            body, size = self._body()
             if self.path == "/_script":
                 fake.load(body)
                 self._send(200, {"pending": fake.pending})
             elif self.path.rstrip("/").endswith("/chat/completions"):
-                status, headers, payload = fake.respond(body)
+                status, headers, payload = fake.respond(body, size)
                 self._send(status, payload, headers)
             else:
                 self._send(

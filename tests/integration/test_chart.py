@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import localcluster
 import pytest
 
 from tests.conftest import ClusterAccess, Kubectl
@@ -45,10 +46,11 @@ def release(cluster: ClusterAccess, namespace: str) -> Iterator[str]:
     helm(cluster, "uninstall", name, "-n", namespace, "--wait")
 
 
-def test_chart_lints_and_renders_the_identity_policies(cluster: ClusterAccess) -> None:
+def test_chart_lints_and_renders_the_admission_policies(cluster: ClusterAccess) -> None:
     helm(cluster, "lint", "--strict", str(CHART))
     rendered = helm(cluster, "template", "t", str(CHART), "--kube-version", "1.36.3").stdout
     assert rendered.count("kind: MutatingAdmissionPolicy\n") >= 3
+    assert rendered.count("kind: ValidatingAdmissionPolicy\n") == 1  # spec.targetNamespaces readable
     # The test cluster already has them (applied from crds/ by the e2e tests), so install without.
     kinds = helm(
         cluster,
@@ -60,7 +62,7 @@ def test_chart_lints_and_renders_the_identity_policies(cluster: ClusterAccess) -
         "--set",
         "identityPolicies.install=false",
     ).stdout
-    assert "MutatingAdmissionPolicy" not in kinds
+    assert "AdmissionPolicy" not in kinds
 
 
 def test_chart_installs_and_rbac_is_least_privilege(release: str, namespace: str, kubectl: Kubectl) -> None:
@@ -94,8 +96,18 @@ def test_chart_installs_and_rbac_is_least_privilege(release: str, namespace: str
     assert can("patch", "agenttasks", "bosun.dev", subresource="status")
     assert can("create", "approvalgrants", "bosun.dev")
     assert can("create", "events")
-    assert can("impersonate", "users", namespace="")
-    assert can("impersonate", "groups", namespace="")
+    # Impersonation is constrained (never system:masters; tests/integration/test_impersonation.py): the
+    # legacy verb, which would allow --as-group=system:masters, is not granted.
+    authn = "authentication.k8s.io"
+    assert can("impersonate:user-info", "users", authn, namespace="")
+    assert can("impersonate:user-info", "groups", authn, namespace="")
+    assert can("impersonate:serviceaccount", "serviceaccounts", authn)
+    assert can("impersonate-on:user-info:patch", "deployments", "apps")
+    assert not can(
+        "impersonate-on:user-info:escalate", "clusterroles", "rbac.authorization.k8s.io", namespace=""
+    )
+    for resource in ("users", "groups", "serviceaccounts"):
+        assert not can("impersonate", resource, namespace="")
     # Everything else happens as the requester, so the operator's own identity cannot do it.
     assert not can("get", "secrets")
     assert not can("patch", "deployments", "apps")
@@ -113,3 +125,14 @@ def test_chart_ships_the_generated_crds_and_identity_policies() -> None:
         )
     policy = (generated / "identity-policy.yaml").read_text()
     assert (CHART / "files" / "identity-policy.yaml").read_text() == policy, "run `make crds`"
+
+
+def test_helm_built_here_renders_the_chart_without_a_kube_version() -> None:
+    """tests/cluster/build.sh (like the Dockerfile) links helm with the Kubernetes version of its client-go,
+    as helm's Makefile does; the module's built-in default, 1.20, would fail the chart's kubeVersion."""
+    helm_binary = localcluster.build_binaries() / "helm"
+    rendered = subprocess.run(
+        [str(helm_binary), "template", "t", str(CHART)], capture_output=True, text=True, timeout=180
+    )
+    assert rendered.returncode == 0, f"helm template without --kube-version failed:\n{rendered.stderr}"
+    assert "kind: MutatingAdmissionPolicy\n" in rendered.stdout

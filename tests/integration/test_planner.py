@@ -3,7 +3,8 @@ the real control plane, with tools run as the (impersonated) requester.
 
 What is asserted is what matters to the operator: read-only calls ran and their output reached the model,
 mutating calls became a proposal with a dry-run diff and changed nothing, refused calls were fed back and
-never ran, and the offline planner does the same without a model.
+never ran (and a plan with a change that cannot be previewed fails whole), and the offline planner does the
+same without a model. Whole-plan cases with several steps are in test_planner_plans.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from bosun.gateway import LOAD_TOOLSET, ToolGateway
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
+from bosun.planner.graph import REQUEST_BUDGET, TOOL_RESULT_CAP
 from bosun_tools.kube import Identity
 from bosun_tools.server import ToolSettings
 
@@ -153,6 +155,31 @@ async def test_diagnose_then_fix(
     assert all(line in messages[1]["content"] for line in history)
 
 
+async def test_large_read_output_reaches_the_model_capped(
+    fake_llm: FakeLLM, gateway: ToolGateway, shop: str, kubectl: Kubectl
+) -> None:
+    big = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "big"},
+        "data": {f"key{i}": "v" * 1000 for i in range(500)},
+    }
+    kubectl("apply", "--server-side", "-n", shop, "-f", "-", input=json.dumps(big))
+    get = {"kind": "configmap", "name": "big", "namespace": shop, "output": "yaml"}
+    fake_llm.script(
+        tool_calls(*[call("k8s_get", get, id=f"get{i}") for i in range(3)]),
+        tool_calls(*[call("k8s_get", get, id=f"again{i}") for i in range(3)]),
+        text("big holds 500 keys."),
+    )
+    result = await propose_plan(ctx("what is in configmap big?", shop), gateway, model(fake_llm))
+    assert result.outcome == "answer", result
+    for request in fake_llm.requests[1:]:
+        for reply in tool_replies(request).values():
+            assert len(reply.encode()) <= TOOL_RESULT_CAP + 64
+            assert "…[truncated " in reply
+    assert all(size <= REQUEST_BUDGET for size in fake_llm.request_sizes)
+
+
 async def test_refused_calls_never_run(
     fake_llm: FakeLLM, gateway: ToolGateway, shop: str, kubectl: Kubectl
 ) -> None:
@@ -169,15 +196,19 @@ async def test_refused_calls_never_run(
             call(
                 "k8s_delete", {"kind": "deployment", "name": "web", "namespace": shop, "force": True}, id="x"
             ),
+            call("k8s_cordon", {"name": "node-1"}, id="cluster"),
         ),
         text("Nothing valid to propose."),
     )
     result = await propose_plan(ctx("delete web", shop), gateway, model(fake_llm))
-    assert result.outcome == "answer"
-    assert result.steps == []
-    assert [r.ok for r in result.investigation] == [False] * 4
+    assert (result.outcome, result.failure, result.steps) == ("failed", "planning", [])
+    assert result.error is not None
+    assert "4 change(s) of the model's plan could not be previewed" in result.error  # k8s_delete_all: none
+    assert [r.ok for r in result.investigation] == [False] * 5
     replies = tool_replies(fake_llm.requests[2])
-    assert all(replies[k].startswith("refused, nothing ran:") for k in ("unknown", "neg", "scope", "x"))
+    refused = ("unknown", "neg", "scope", "x", "cluster")
+    assert all(replies[k].startswith("refused, nothing ran:") for k in refused)
+    assert "cluster-scoped" in replies["cluster"]
     assert replicas(kubectl, shop) == 3  # web still exists, unchanged
 
 
@@ -190,8 +221,10 @@ async def test_calls_run_as_the_requester(fake_llm: FakeLLM, gateway: ToolGatewa
         text("carol may not do this."),
     )
     result = await propose_plan(ctx("scale web to 5", shop, Identity("carol")), gateway, model(fake_llm))
-    assert result.outcome == "answer"
-    assert result.steps == []
+    assert (result.outcome, result.failure, result.steps) == ("failed", "planning", [])
+    assert result.error is not None
+    assert "k8s_scale" in result.error
+    assert "Forbidden" in result.error
     assert "Forbidden" in tool_replies(fake_llm.requests[1])["get"]
     scale_reply = tool_replies(fake_llm.requests[3])["scale"]
     assert scale_reply.startswith("dry-run of k8s_scale failed, so it was not proposed: Forbidden")
@@ -217,6 +250,7 @@ async def test_offline_planner_against_the_cluster(gateway: ToolGateway, shop: s
     assert missing.error is not None
     assert "nosuch" in missing.error
     assert "NotFound" in missing.error
+    assert "its dry-run preview failed, so nothing was proposed" in missing.error
 
 
 async def test_slow_tool_times_out_without_breaking_the_gateway(

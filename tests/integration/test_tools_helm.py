@@ -6,6 +6,7 @@ Calls run as impersonated users, so RBAC decides what helm may do, exactly as fo
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -13,16 +14,18 @@ from typing import Any
 
 import pytest
 from bosun_tools.helm import HelmSettings, run_helm
+from bosun_tools.sealing import TaskRef
 from bosun_tools.server import ToolSettings, build_server
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
+from tests.integration.test_sealing import agenttask_kind, call_for, task
 from tests.tools_support import call, mcp
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-__all__ = ["mcp"]  # the shared client fixture, used with this module's server fixture
+__all__ = ["agenttask_kind", "mcp", "task"]  # shared fixtures (the client uses this module's server)
 
 CHART = Path(__file__).resolve().parents[1] / "charts" / "web"
 DEFAULT_PASSWORD = "chart-default-password"
@@ -46,9 +49,9 @@ def replicas(kubectl: Kubectl, namespace: str, name: str) -> int:
 
 
 async def test_install_upgrade_rollback_uninstall_as_an_editor(
-    mcp: Client[Any], kubectl: Kubectl, namespace: str, bind_role: BindRole
+    mcp: Client[Any], kubectl: Kubectl, namespace: str, task: TaskRef
 ) -> None:
-    bind_role(namespace, "alice", "edit")
+    """``task`` lets alice edit the namespace, and is the AgentTask the sealed password is held for."""
     release = {"release": "shop", "namespace": namespace}
 
     preview = await call(mcp, "helm_install", {**release, "chart": "web"}, preview=True, user="alice")
@@ -77,16 +80,21 @@ async def test_install_upgrade_rollback_uninstall_as_an_editor(
         "chart": "web",
         "values": {"replicaCount": 3, "password": "new-password-value"},
     }
-    diff = await call(mcp, "helm_upgrade", upgrade_args, preview=True, user="alice")
+    # A preview for a task seals the new password (tests/integration/test_sealing.py has the details).
+    diff = await call_for(mcp, "helm_upgrade", upgrade_args, task, preview=True, user="alice")
     assert "-  replicas: 1" in diff["diff"]
     assert "+  replicas: 3" in diff["diff"]
     assert "new-password-value" not in json.dumps(diff)
     assert DEFAULT_PASSWORD not in json.dumps(diff)
+    assert diff["sealed_args"]["values"]["password"].startswith("sealed:sha256:")
+    assert diff["sealed_args"]["values"]["replicaCount"] == 3
     assert replicas(kubectl, namespace, "shop") == 1  # the preview changed nothing
 
-    upgraded = await call(mcp, "helm_upgrade", upgrade_args, user="alice")
+    upgraded = await call(mcp, "helm_upgrade", diff["sealed_args"], user="alice")
     assert upgraded["data"]["revision"] == 2
     assert replicas(kubectl, namespace, "shop") == 3
+    stored = kubectl("get", "secret", "shop-auth", "-n", namespace, "-o", "jsonpath={.data.password}")
+    assert base64.b64decode(stored.stdout) == b"new-password-value"  # the sealed value ran
     values = await call(mcp, "helm_get_values", release, user="alice")
     assert "replicaCount: 3" in values["text"]
     assert "password: <redacted>" in values["text"]

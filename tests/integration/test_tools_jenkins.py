@@ -7,6 +7,7 @@ neither its values nor the Jenkins URL ever show up in what a tool returns, succ
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -14,17 +15,20 @@ from typing import Any
 
 import pytest
 from bosun_tools.jenkins import JenkinsSettings, job_label
+from bosun_tools.sealing import TaskRef
+from bosun_tools.secrets import Placeholder
 from bosun_tools.server import ToolSettings, build_server
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 
 from tests.conftest import ClusterAccess, Kubectl
 from tests.fakes.jenkins import FakeJenkins, Parameter
+from tests.integration.test_sealing import agenttask_kind, call_for, task
 from tests.tools_support import call, mcp
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-__all__ = ["mcp"]  # the shared client fixture, used with this module's server fixture
+__all__ = ["agenttask_kind", "mcp", "task"]  # shared fixtures (the client uses this module's server)
 
 DEPLOY = ["team", "deploy"]
 
@@ -291,3 +295,31 @@ async def test_a_server_that_may_not_review_access_refuses_with_what_to_grant(
         with pytest.raises(ToolError, match=r"may not create subjectaccessreviews\.authorization\.k8s\.io"):
             await call(client, "jenkins_get_job", {"job": DEPLOY}, user="alice")
     assert len(jenkins.requests) == before
+
+
+async def test_a_password_parameter_is_sealed_whatever_its_name_and_runs_with_its_value(
+    mcp: Client[Any], kubectl: Kubectl, jenkins: FakeJenkins, secret_namespace: str, task: TaskRef
+) -> None:
+    """Only Jenkins knows that DB_ACCESS is a password parameter: the tool marks it while previewing, so it
+    is sealed (into a holding Secret of the task) like any other secret value."""
+    migrate = ["team", "migrate"]
+    parameters = [Parameter("DB_ACCESS", "password"), Parameter("STEP", default="all")]
+    jenkins.add_job(migrate, parameters=parameters)
+    role = jenkins_role("migrate-alice", "alice", ("create", [job_label(migrate)]))
+    kubectl("apply", "-n", secret_namespace, "-f", "-", input=role)
+    wait_until_allowed(kubectl, secret_namespace, "create", job_label(migrate), "alice")
+    value = "db-access-Pa55phrase"
+    args = {"job": migrate, "parameters": {"DB_ACCESS": value, "STEP": "schema"}}
+
+    preview = await call_for(mcp, "jenkins_trigger_build", args, task, preview=True)
+    assert value not in json.dumps(preview)
+    sealed = preview["sealed_args"]
+    assert sealed["parameters"]["STEP"] == "schema"
+    placeholder = Placeholder.parse(sealed["parameters"]["DB_ACCESS"])
+    assert placeholder is not None
+    assert placeholder.digest == hashlib.sha256(value.encode()).hexdigest()
+
+    started = await call_for(mcp, "jenkins_trigger_build", sealed, None)
+    assert value not in json.dumps(started)
+    assert jenkins.triggered[-1].job == tuple(migrate)
+    assert jenkins.triggered[-1].values == {"DB_ACCESS": value, "STEP": "schema"}

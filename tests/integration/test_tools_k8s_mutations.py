@@ -227,18 +227,21 @@ async def test_apply_preview_lists_new_and_changed_fields_then_applies(
         await call(mcp, "k8s_apply", {"manifest": json.dumps(other), "namespace": namespace})
 
 
-async def test_apply_preview_of_a_secret_never_shows_values(mcp: Client[Any], namespace: str) -> None:
+async def test_apply_preview_of_a_secret_without_a_task_is_refused_without_the_value(
+    mcp: Client[Any], namespace: str
+) -> None:
+    """A preview seals new secret values into a holding Secret of the task it is for
+    (tests/integration/test_sealing.py); without a task there is nowhere to keep them."""
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "db"},
         "stringData": {"pw": SECRET_VALUE},
     }
-    preview = await call(
-        mcp, "k8s_apply", {"manifest": json.dumps(secret), "namespace": namespace}, preview=True
-    )
-    assert SECRET_VALUE not in json.dumps(preview)
-    assert "data.pw: (unset) -> <redacted" in "\n".join(preview["data"]["changes"])
+    with pytest.raises(ToolError) as refused:
+        await call(mcp, "k8s_apply", {"manifest": json.dumps(secret), "namespace": namespace}, preview=True)
+    assert "would write secret values (manifest document 1 (Secret db) stringData.pw)" in str(refused.value)
+    assert SECRET_VALUE not in str(refused.value)
 
 
 async def test_patch_in_each_flavour(mcp: Client[Any], kubectl: Kubectl, namespace: str, web: str) -> None:

@@ -358,7 +358,7 @@ def test_group_names_round_trip_whatever_they_contain() -> None:
 
 def test_the_admission_policy_escapes_before_joining() -> None:
     expressions = [
-        m["applyConfiguration"]["expression"]
+        m["jsonPatch"]["expression"]
         for doc in admission_policies()
         if doc["kind"] == "MutatingAdmissionPolicy"
         for m in doc["spec"]["mutations"]

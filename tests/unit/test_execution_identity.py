@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from bosun import identity as ids
 from bosun.config import OperatorConfig
 from bosun.identity import EXECUTION_SERVICE_ACCOUNT, execution_identity
+from bosun.models import UserRef
 from bosun.planner import PlanningContext
 from bosun_tools.kube import Identity
 
@@ -68,3 +70,27 @@ def test_previews_and_checks_act_as_the_executor_investigation_as_the_requester(
     assert ctx.acting == CAROL
     ctx.executor = DEPLOYER
     assert (ctx.identity, ctx.acting) == (CAROL, DEPLOYER)
+
+
+def test_bosun_never_acts_as_an_unbounded_identity() -> None:
+    groups, protected = ids.DEFAULT_PRIVILEGED_GROUPS, ids.DEFAULT_PROTECTED_NAMESPACES
+
+    def refusal(user: str, *member_of: str) -> str | None:
+        return ids.impersonation_refusal(UserRef(user=user, groups=list(member_of)), groups, protected)
+
+    assert refusal("alice", "sre", "system:authenticated") is None
+    assert refusal("system:serviceaccount:argocd:argocd-application-controller") is None
+    masters = refusal("admin", "system:masters")
+    assert masters is not None
+    assert "system:masters" in masters
+    assert "RoleBindings or ClusterRoleBindings" in masters
+    controller = refusal("system:serviceaccount:kube-system:generic-garbage-collector")
+    assert controller is not None
+    assert "kube-system" in controller
+    assert refusal("system:kube-controller-manager") is not None
+    assert refusal("system:node:worker-1", "system:nodes") is not None
+    # An administrator may widen or narrow the lists.
+    assert ids.impersonation_refusal(UserRef(user="admin", groups=["system:masters"]), (), ()) is None
+    assert (
+        ids.impersonation_refusal(UserRef(user="ops", groups=["breakglass"]), ("breakglass",), ()) is not None
+    )

@@ -32,7 +32,12 @@ T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 def test_spec_wire_format_is_camel_case_with_defaults() -> None:
     spec = AgentTaskSpec.model_validate({"request": "scale web to 5", "targetNamespaces": ["shop"]})
     assert spec.max_iterations == 3
-    assert spec.wire() == {"request": "scale web to 5", "targetNamespaces": ["shop"], "maxIterations": 3}
+    assert spec.wire() == {
+        "request": "scale web to 5",
+        "targetNamespaces": ["shop"],
+        "maxIterations": 3,
+        "clusterScope": False,
+    }
 
 
 @pytest.mark.parametrize(

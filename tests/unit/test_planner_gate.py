@@ -1,7 +1,8 @@
 """The planning loop's gate, against the scripted LLM double and the real tool server in-process.
 
 Everything here is refused, failed or loaded before any tool touches a cluster, so no cluster is needed;
-the flows that run tools against Kubernetes are in tests/integration/test_planner.py.
+the flows that run tools against Kubernetes (and scope decisions that need API discovery, such as
+cluster-scoped kinds) are in tests/integration/test_planner.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from bosun.gateway import LOAD_TOOLSET, ToolGateway, ToolServerUnavailable
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
 from bosun.planner.graph import MAX_CALLS_PER_TURN, MAX_REFUSED_TURNS
+from bosun.scope import Resource
 from bosun_tools.kube import Identity
 from bosun_tools.server import ToolSettings
 
@@ -28,9 +30,18 @@ def fake_llm() -> Iterator[FakeLLM]:
         yield fake
 
 
+async def discover(kind: str, api_version: str | None) -> Resource | None:
+    """API discovery without a cluster: the one kind these calls reach past their argument checks."""
+    return (
+        Resource("", "v1", "Node", "nodes", namespaced=False)
+        if (kind, api_version) == ("nodes", "v1")
+        else None
+    )
+
+
 @pytest.fixture(scope="module")
 async def gateway() -> AsyncIterator[ToolGateway]:
-    gw = ToolGateway.in_process(ToolSettings())
+    gw = ToolGateway.in_process(ToolSettings(), discover=discover)
     yield gw
     await gw.aclose()
 
@@ -65,18 +76,20 @@ async def test_bad_calls_are_fed_back_and_never_proposed(fake_llm: FakeLLM, gate
             call("k8s_scale", {**SCALE, "name": "web --all"}, id="inject"),
             call("k8s_scale", {**SCALE, "namespace": "prod"}, id="scope"),
             call("k8s_scale", '{"kind": "deployment", "name": ', id="json"),
-            call("k8s_cordon", {"name": "node-1"}, id="cluster"),
         ),
         text("I could not propose a valid change."),
     )
     result = await propose_plan(ctx(), gateway, model(fake_llm))
-    assert result.outcome == "answer"
+    # Three changes of the plan could not be previewed; the made-up tool is refused but names no change.
+    assert (result.outcome, result.failure) == ("failed", "planning")
     assert result.steps == []
-    assert result.summary == "I could not propose a valid change."
+    assert result.error is not None
+    assert "3 change(s) of the model's plan could not be previewed" in result.error
+    assert "kubectl_nuke" not in result.error
+    assert result.summary.endswith("The model's last answer: I could not propose a valid change.")
     refused = {r.tool: r.text for r in result.investigation}
     assert not any(r.ok for r in result.investigation)
     assert "unknown tool 'kubectl_nuke'" in refused["kubectl_nuke"]
-    assert "cluster-scoped" in refused["k8s_cordon"]
     first, second, third = fake_llm.requests
     assert "k8s_scale" not in tool_names(first)
     assert "k8s_scale" in tool_names(second)
@@ -86,7 +99,7 @@ async def test_bad_calls_are_fed_back_and_never_proposed(fake_llm: FakeLLM, gate
     assert "invalid arguments for k8s_scale: name:" in replies["inject"]
     assert "namespace prod is outside this task's targetNamespaces [shop]" in replies["scope"]
     assert "not valid JSON" in replies["json"]
-    assert "cluster-scoped" in replies["cluster"]
+    assert all("Nothing of your plan is proposed" in replies[k] for k in ("inject", "scope", "json"))
     assert result.usage.calls == 3
     assert result.usage.prompt_tokens > 0
     assert result.usage.completion_tokens > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,11 @@ def test_argv_is_a_list_with_impersonation_flags() -> None:
         "--kube-as-user=alice", "--kube-as-group=sre", "--kube-as-group=dev",
     ]  # fmt: skip
     assert helm.helm_argv(HelmSettings(), ["version"], None) == ["helm", "version"]
+    # A ServiceAccount is impersonated by name only: the API server adds its groups, and refuses named ones.
+    robot = Identity("system:serviceaccount:shop:deployer", ("system:serviceaccounts",))
+    assert helm.helm_argv(HelmSettings(), ["list"], robot) == [
+        "helm", "list", "--kube-as-user=system:serviceaccount:shop:deployer",
+    ]  # fmt: skip
 
 
 def test_charts_come_only_from_configuration() -> None:
@@ -89,6 +95,57 @@ def test_values_redaction_keeps_references() -> None:
         "replicas": 2,
         "tokens": [],
     }
+
+
+def test_values_redaction_goes_by_structure_and_shape_not_only_by_key_name() -> None:
+    values = {
+        "db": {"url": "postgres://app:hunter22@db:5432/app", "host": "db"},
+        "session": "Zq3xV9pL2mN8rT4wY6bK1cH5",
+        "extraEnv": [{"name": "SMTP_PASSWORD", "value": "mail-secret"}, {"name": "MODE", "value": "x"}],
+        "image": {"tag": "sha-3f2a9bc1d2e3f4a5b6c7d8e9"},
+    }
+    assert helm.redact_values(values) == {
+        "db": {"url": "<redacted>", "host": "db"},
+        "session": "<redacted>",
+        "extraEnv": [{"name": "SMTP_PASSWORD", "value": "<redacted>"}, {"name": "MODE", "value": "x"}],
+        "image": {"tag": "sha-3f2a9bc1d2e3f4a5b6c7d8e9"},
+    }
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "admin": {"type": "object", "properties": {"login": {"type": "string", "format": "password"}}},
+        "webhook": {"type": "string", "writeOnly": True},
+        "users": {"type": "object", "additionalProperties": {"type": "string", "format": "password"}},
+        "replicas": {"type": "integer"},
+    },
+}
+
+
+def test_a_charts_values_schema_marks_secret_values_whatever_their_names() -> None:
+    values = {
+        "admin": {"login": "x"},
+        "webhook": "https://hooks.example/abc",
+        "users": {"ann": "y"},
+        "replicas": 2,
+    }
+    assert helm.schema_secret_paths(values, SCHEMA) == [("admin", "login"), ("webhook",), ("users", "ann")]
+    assert helm.schema_secret_paths(values, None) == []
+
+
+def test_the_values_schema_of_a_local_chart_is_read_from_its_directory_or_archive(tmp_path: Path) -> None:
+    chart = tmp_path / "web"
+    chart.mkdir()
+    (chart / "values.schema.json").write_text(json.dumps(SCHEMA))
+    archive = tmp_path / "web-0.1.0.tgz"
+    with tarfile.open(archive, "w:gz") as tgz:
+        tgz.add(chart, arcname="web")
+    settings = HelmSettings(charts={"dir": str(chart), "tgz": str(archive), "none": str(tmp_path / "absent")})
+    assert helm.chart_schema(settings, "dir") == SCHEMA
+    assert helm.chart_schema(settings, "tgz") == SCHEMA
+    assert helm.chart_schema(settings, "none") is None
+    assert helm.chart_schema(settings, "bitnami/redis") is None  # a repository chart: not read
 
 
 def test_values_file_is_private_and_removed() -> None:

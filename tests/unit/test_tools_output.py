@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -130,14 +131,18 @@ def test_yaml_diff_drops_server_noise() -> None:
     assert clean({"metadata": {"managedFields": [1], "name": "a"}}) == {"metadata": {"name": "a"}}
 
 
-def test_a_changed_secret_value_of_the_same_length_shows_as_changed_not_as_no_change() -> None:
+def test_a_changed_secret_value_shows_its_key_and_a_digest_of_the_new_value_never_the_value() -> None:
     before = _secret()
     after = json.loads(json.dumps(before))
     after["data"]["password"] = base64.b64encode(SECRET_VALUE[::-1].encode()).decode()
+    after["stringData"] = {"token": SECRET_VALUE, "api": "t0ken-value"}
     old, new = redact_pair(before, after)
     n = len(SECRET_VALUE)
+    short = hashlib.sha256(SECRET_VALUE[::-1].encode()).hexdigest()[:12]
+    token = hashlib.sha256(b"t0ken-value").hexdigest()[:12]
     assert field_changes(old, new) == [
-        f"data.password: <redacted {n} bytes> -> <redacted {n} bytes, changed>"
+        f"data.password: <redacted {n} bytes> -> <redacted {n} bytes, sha256:{short}>",
+        f"stringData.api: (unset) -> <redacted 11 bytes, sha256:{token}>",
     ]
     assert SECRET_VALUE[::-1] not in json.dumps(new)
     assert field_changes(*redact_pair(before, before)) == []

@@ -15,6 +15,7 @@ import pytest
 from bosun_tools.kube import Identity, KubeClient, KubeError
 from bosun_tools.output import ToolOutput
 from bosun_tools.registry import (
+    INTERNAL,
     MUTATING_TAG,
     READ_ONLY_TAG,
     REGISTRY,
@@ -33,7 +34,13 @@ from fastmcp.exceptions import ToolError
 from kubernetes import client as k8s_client
 
 DEFAULT_TURN_BUDGET = 6_000
-PREFIXES = {"kubernetes": "k8s_", "helm": "helm_", "rollouts": "rollouts_", "jenkins": "jenkins_"}
+PREFIXES = {
+    "kubernetes": "k8s_",
+    "helm": "helm_",
+    "rollouts": "rollouts_",
+    "jenkins": "jenkins_",
+    "internal": "bosun_",
+}
 
 
 @pytest.fixture
@@ -56,14 +63,17 @@ def test_safety_facts_of_known_and_unknown_tools() -> None:
 
 def test_every_tool_is_prefixed_by_its_toolset() -> None:
     safety_of("k8s_get")  # loads every toolset module
-    for spec in REGISTRY.specs():
+    for spec in [*REGISTRY.specs(), *REGISTRY.specs(INTERNAL)]:
         assert spec.name.startswith(PREFIXES[spec.safety.toolset]), spec.name
         assert spec.description, spec.name
         assert len(spec.description) < 160, spec.name
 
 
 async def test_mcp_annotations_and_tags_follow_the_registry(client: Client[Any]) -> None:
-    tools = await client.list_tools()
+    listed = await client.list_tools()
+    internal = {spec.name for spec in REGISTRY.specs(INTERNAL)}
+    assert {tool.name for tool in listed} >= internal  # served whatever toolsets are configured
+    tools = [tool for tool in listed if tool.name not in internal]
     assert len(tools) == len(REGISTRY.specs("kubernetes"))
     for tool in tools:
         safety = safety_of(tool.name)
@@ -107,7 +117,8 @@ async def test_served_schemas_declare_that_undeclared_arguments_are_refused() ->
     """A model's extra argument must fail validation in every toolset, and the schema must say so."""
     async with Client(build_server(ToolSettings())) as every:
         tools = await every.list_tools()
-        assert {t.name for t in tools} == {s.name for s in REGISTRY.specs()}
+        served = {s.name for s in [*REGISTRY.specs(), *REGISTRY.specs(INTERNAL)]}
+        assert {t.name for t in tools} == served
         for tool in tools:
             assert tool.input_schema["additionalProperties"] is False, tool.name
         extras = [
@@ -122,8 +133,13 @@ async def test_served_schemas_declare_that_undeclared_arguments_are_refused() ->
 
 async def test_default_turn_tool_definitions_stay_under_budget(client: Client[Any]) -> None:
     """The default toolset (read-only Kubernetes tools) as the operator sends it: OpenAI-format
-    function definitions, ``json.dumps``-ed."""
-    tools = [t for t in await client.list_tools() if t.annotations and t.annotations.read_only_hint]
+    function definitions, ``json.dumps``-ed (internal tools are never sent)."""
+    internal = {spec.name for spec in REGISTRY.specs(INTERNAL)}
+    tools = [
+        t
+        for t in await client.list_tools()
+        if t.annotations and t.annotations.read_only_hint and t.name not in internal
+    ]
     definitions = [
         {
             "type": "function",

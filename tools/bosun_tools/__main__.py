@@ -2,19 +2,26 @@
 
 Settings come from the environment (see ``ToolSettings.from_env``). The server refuses to start without an
 operator token: an HTTP tool server that anyone on the network could call would hand out the server's
-Kubernetes rights.
+Kubernetes rights. ``GET /healthz`` answers without a token (the chart's probes). Logs follow
+``BOSUN_LOG_FORMAT`` and ``BOSUN_LOG_LEVEL`` like the operator's (``bosun_tools.logs``), uvicorn's included.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
+from bosun_tools import logs
 from bosun_tools.server import ToolSettings, build_server
 
 
 def main() -> None:
     try:
         settings = ToolSettings.from_env()
+        logs.configure(
+            os.environ.get("BOSUN_LOG_FORMAT", "text").strip().lower() or "text",
+            os.environ.get("BOSUN_LOG_LEVEL", "info").strip().lower() or "info",
+        )
     except ValueError as exc:
         sys.exit(f"bosun-tools: bad configuration: {exc}")
     if not settings.operator_token:
@@ -26,7 +33,14 @@ def main() -> None:
     if settings.external_token and settings.external_token == settings.operator_token:
         sys.exit("bosun-tools: BOSUN_TOOLS_EXTERNAL_TOKEN must differ from BOSUN_TOOLS_OPERATOR_TOKEN")
     server = build_server(settings)
-    server.run(transport="http", host=settings.host, port=settings.port, show_banner=False)
+    # log_config None: uvicorn keeps its hands off logging, so its lines go through the handler set above.
+    server.run(
+        transport="http",
+        host=settings.host,
+        port=settings.port,
+        show_banner=False,
+        uvicorn_config={"log_config": None},
+    )
 
 
 if __name__ == "__main__":

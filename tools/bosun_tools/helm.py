@@ -9,6 +9,10 @@ read with a byte cap, and Secret manifests are redacted before any text leaves t
 
 Charts come only from configuration: a repository name listed in the settings (``repo/chart``) or a local
 chart listed there. A model cannot add a repository URL or point at an arbitrary path.
+
+Values are not Secrets, but charts take passwords and tokens through them: values under secret-looking
+keys or with a secret's shape (``bosun_tools.secrets``), and those a local chart's ``values.schema.json``
+marks (``"format": "password"`` or ``"writeOnly": true``), are sealed in previews and redacted everywhere.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +39,7 @@ from pydantic import Field
 from bosun_tools.kube import Identity
 from bosun_tools.output import ToolOutput, redact, table, to_yaml
 from bosun_tools.registry import Namespace, bosun_tool, current
+from bosun_tools.secrets import Found
 
 # helm's releaseNameRegex plus its 53-character limit (release names end up in label values and in the
 # names of the release's Secrets).
@@ -52,8 +58,7 @@ Revision = Annotated[int, Field(ge=1, le=1_000_000)]
 Values = Annotated[dict[str, Any], Field(description="Chart values (nested), as in a values.yaml file")]
 
 MAX_VALUES_BYTES = 256_000
-_SENSITIVE_KEY = re.compile(r"(?i)(passw|secret|token|api[_-]?key|private[_-]?key|credential)")
-_REFERENCE_KEY = re.compile(r"(?i)(name|ref|existing.*)$")
+VALUES_SCHEMA = "values.schema.json"
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def helm_argv(
         argv.append(f"--kube-context={settings.kube_context}")
     if identity is not None:
         argv.append(f"--kube-as-user={identity.user}")
-        argv.extend(f"--kube-as-group={group}" for group in identity.groups)
+        argv.extend(f"--kube-as-group={group}" for group in identity.impersonated_groups)
     return argv
 
 
@@ -209,11 +214,17 @@ def helm_error(exc: HelmFailed, action: str, identity: Identity | None) -> ToolE
 # --- charts and values --------------------------------------------------------------------------------------
 
 
-def chart_args(settings: HelmSettings, chart: str, version: str | None) -> list[str]:
-    """Map a chart reference to helm arguments, refusing anything not in the configuration."""
+def _local_chart(settings: HelmSettings, chart: str) -> str | None:
+    """The directory or archive of a configured local chart, named or given by its path."""
     local = settings.charts.get(chart)
     if local is None and chart in settings.charts.values():
         local = chart
+    return local
+
+
+def chart_args(settings: HelmSettings, chart: str, version: str | None) -> list[str]:
+    """Map a chart reference to helm arguments, refusing anything not in the configuration."""
+    local = _local_chart(settings, chart)
     if local is not None:
         if version is not None:
             raise ToolError(
@@ -279,20 +290,58 @@ def redact_manifest(manifest: str) -> str:
 
 
 def redact_values(values: Any) -> Any:
-    """Values are not Secrets, but charts take passwords and tokens through them: hide scalars under
-    keys that name one (keys that merely reference a Secret, like ``existingSecret``, stay visible)."""
-    if isinstance(values, list):
-        return [redact_values(v) for v in values]
+    """Release values as they may be shown: every value that would be sealed in a write is ``<redacted>``
+    (keys that merely reference a Secret, like ``existingSecret``, stay visible)."""
     if not isinstance(values, dict):
         return values
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        sensitive = _SENSITIVE_KEY.search(str(key)) and not _REFERENCE_KEY.search(str(key))
-        if sensitive and isinstance(value, str | int | float) and not isinstance(value, bool) and value != "":
-            out[key] = "<redacted>"
+    wrapped = {"values": values}
+    return Found.of(wrapped).redacted(wrapped, digests=False)["values"]
+
+
+def chart_schema(settings: HelmSettings, chart: str) -> Any:
+    """The values schema of a configured local chart (a directory or a .tgz); None for repository charts
+    and for charts without a readable one."""
+    local = _local_chart(settings, chart)
+    if local is None:
+        return None
+    path = Path(local)
+    try:
+        if path.is_dir():
+            text = (path / VALUES_SCHEMA).read_text()
         else:
-            out[key] = redact_values(value)
-    return out
+            with tarfile.open(path) as archive:
+                top = [m for m in archive.getmembers() if m.name.count("/") == 1]
+                member = next((m for m in top if m.name.endswith(f"/{VALUES_SCHEMA}")), None)
+                handle = archive.extractfile(member) if member is not None else None
+                if handle is None:
+                    return None
+                text = handle.read().decode()
+        return json.loads(text)
+    except (OSError, tarfile.TarError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def schema_secret_paths(values: Any, schema: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The paths of string ``values`` a values schema marks secret (``"format": "password"`` or
+    ``"writeOnly": true``), following ``properties`` and ``additionalProperties``."""
+    if not isinstance(schema, Mapping):
+        return []
+    if isinstance(values, str):
+        return [path] if schema.get("format") == "password" or schema.get("writeOnly") is True else []
+    if not isinstance(values, Mapping):
+        return []
+    properties = schema.get("properties")
+    named = properties if isinstance(properties, Mapping) else {}
+    found: list[tuple[str, ...]] = []
+    for key, value in values.items():
+        found += schema_secret_paths(value, named.get(key, schema.get("additionalProperties")), (*path, key))
+    return found
+
+
+def _mark_chart_secrets(settings: HelmSettings, chart: str, values: Mapping[str, Any] | None) -> None:
+    """Have the values a chart's schema marks secret sealed and scrubbed like every other secret value."""
+    for path in schema_secret_paths(values or {}, chart_schema(settings, chart)):
+        current().secrets.mark("values", *path)
 
 
 def manifest_resources(manifest: str) -> list[str]:
@@ -537,6 +586,7 @@ async def helm_template(
     version: ChartVersion | None = None,
 ) -> ToolOutput:
     """Render a configured chart's manifests locally without installing (Secret values redacted)."""
+    _mark_chart_secrets(_settings(), chart, values)
     with values_file(values) as value_args:
         run = await _helm(
             ["template", release, *chart_args(_settings(), chart, version), "-n", namespace, *value_args],
@@ -583,6 +633,7 @@ async def _install_or_upgrade(
     ctx = current()
     settings = _settings()
     chart_arg = chart_args(settings, chart, version)
+    _mark_chart_secrets(settings, chart, values)
     action = f"helm {verb} {release} in namespace {namespace}"
     with values_file(values) as value_args:
         if ctx.preview:

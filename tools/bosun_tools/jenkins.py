@@ -455,6 +455,9 @@ class Result:
     text: str
     data: dict[str, Any]
     diff: str | None = None
+    secret_parameters: tuple[str, ...] = ()
+    """Given parameters the job defines as passwords or credentials: their values are sealed in previews
+    and scrubbed from outputs whatever their names say."""
 
 
 async def list_jobs(client: JenkinsClient, folder: list[str]) -> Result:
@@ -699,11 +702,12 @@ async def trigger_build(
     form = validate_parameters(job, specs, parameters)
     shown = describe_parameters(specs, form)
     safe_params = {s.name: REDACTED if s.secret else form.get(s.name, s.default) for s in specs}
+    secret = tuple(s.name for s in specs if s.secret and s.name in parameters)
     if preview:
         text = "\n".join(
             [f"Would trigger job {label}" + (" with parameters:" if specs else " (no parameters)"), *shown]
         )
-        return Result(client.scrub(text), {"job": label, "parameters": safe_params}, diff=None)
+        return Result(client.scrub(text), {"job": label, "parameters": safe_params}, secret_parameters=secret)
     endpoint = "buildWithParameters" if specs else "build"
     response = await client.post(f"{job_url_path(job)}{endpoint}", f"triggering job {label}", form)
     match = _QUEUE_ITEM.search(urlsplit(response.headers.get("Location", "")).path)
@@ -711,6 +715,7 @@ async def trigger_build(
         return Result(
             f"Triggered job {label} (Jenkins answered HTTP {response.status_code} without a queue item).",
             {"job": label, "queue_item": None, "number": None, "parameters": safe_params},
+            secret_parameters=secret,
         )
     item_id = int(match.group(1))
     why = ""
@@ -726,6 +731,7 @@ async def trigger_build(
             return Result(
                 f"Triggered job {label}: build #{number} started (queue item {item_id}).",
                 {"job": label, "queue_item": item_id, "number": number, "parameters": safe_params},
+                secret_parameters=secret,
             )
         if item.get("cancelled"):
             raise ToolError(
@@ -742,6 +748,7 @@ async def trigger_build(
             + ". Check again with jenkins_last_builds; do not trigger it again."
         ),
         {"job": label, "queue_item": item_id, "number": None, "parameters": safe_params},
+        secret_parameters=secret,
     )
 
 
@@ -916,8 +923,11 @@ async def jenkins_trigger_build(
     ] = None,
 ) -> ToolOutput:
     """Trigger a Jenkins build with parameters and return its build number once it leaves the queue."""
+    ctx = current()
     async with _session("create", job) as (client, settings):
-        result = await trigger_build(client, settings, job, dict(parameters or {}), preview=current().preview)
+        result = await trigger_build(client, settings, job, dict(parameters or {}), preview=ctx.preview)
+        for name in result.secret_parameters:
+            ctx.secrets.mark("parameters", name)
         return _out(result, settings)
 
 

@@ -1,8 +1,10 @@
 """Thin async Kubernetes client with impersonation.
 
 Why our own: no maintained Python client sends one ``Impersonate-Group`` header per group, and Bosun must
-act with exactly the requester's user *and* groups (safety rule 3). ``kubernetes.config`` is reused only to
-turn a kubeconfig (or the in-cluster service account) into host, CA, client certificate and token; the
+act with exactly the requester's user *and* groups (safety rule 3). ``kubernetes.config`` is reused to turn
+a kubeconfig (or the in-cluster service account) into host, CA, client certificate and credentials, and its
+refresh hooks keep bearer tokens current: :class:`Credentials` is the one place that yields the
+``Authorization`` header, for the client, all its impersonating views and the exec websocket alike. The
 transport is a shared ``httpx.AsyncClient`` so impersonating clients reuse one connection pool.
 """
 
@@ -10,19 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import json as jsonlib
 import os
 import ssl
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import httpx
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+from kubernetes.config import incluster_config, kube_config
+from kubernetes.config.config_exception import ConfigException
 
 DEFAULT_TIMEOUT = 30.0
+# client-go re-reads a kubeconfig ``tokenFile`` once a minute: a rotated token is used without a restart.
+TOKEN_FILE_PERIOD = 60.0
 
 PatchType = Literal["merge", "strategic", "json", "apply"]
 _PATCH_CONTENT_TYPES: dict[str, str] = {
@@ -45,6 +52,13 @@ class Identity:
     user: str
     groups: tuple[str, ...] = ()
 
+    @property
+    def impersonated_groups(self) -> tuple[str, ...]:
+        """The groups to send when impersonating. None for a ServiceAccount: under constrained
+        impersonation (beta, on by default in Kubernetes 1.36) a ServiceAccount is impersonated by name
+        only, the API server adds exactly its groups itself, and naming groups is refused."""
+        return () if self.user.startswith("system:serviceaccount:") else self.groups
+
 
 class KubeError(Exception):
     """An API server answer (or transport failure) reduced to what a caller can act on."""
@@ -54,6 +68,133 @@ class KubeError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
+
+
+class Credentials:
+    """Where the ``Authorization`` header of every request comes from (None: no token, e.g. a client
+    certificate alone), whatever the kubeconfig or the pod uses: a static ``token``, a ``tokenFile``, the
+    in-cluster ServiceAccount token, an exec plugin (EKS, GKE, AKS) or an auth provider (OIDC).
+
+    It holds a ``kubernetes.client.Configuration`` filled by the library's own loaders. Their
+    ``refresh_api_key_hook`` re-reads the in-cluster token file every minute (projected tokens rotate),
+    re-runs an exec plugin shortly before its ``expirationTimestamp`` and refreshes an expiring OIDC token.
+    Two things the hooks leave out are done here, as client-go does them: a kubeconfig ``tokenFile`` is
+    re-read every ``token_file_period`` seconds (the library reads it once), and a 401 answer reloads the
+    credentials once so the request can be retried (a plugin's token may be revoked before it expires).
+
+    Loaders and plugins do blocking file and process I/O, so they run in a worker thread, one at a time:
+    concurrent requests that all got a 401 for the same token cause one reload, not one each.
+    """
+
+    def __init__(
+        self,
+        configuration: Any,
+        reload: Callable[[Any], None] | None = None,
+        *,
+        reread_every: float | None = None,
+    ) -> None:
+        """``configuration`` is already loaded; ``reload`` loads it again (it is the loader's
+        ``load_and_set``), and runs every ``reread_every`` seconds when that is set."""
+        self.configuration = configuration
+        self._reload = reload
+        self._reread_every = reread_every if reload is not None else None
+        self._next_reread = time.monotonic() + (reread_every or 0.0)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        path: str,
+        *,
+        context: str | None = None,
+        token_file_period: float = TOKEN_FILE_PERIOD,
+    ) -> Credentials:
+        """The credentials of ``context`` (default: the current context) of the kubeconfig file(s) at
+        ``path`` (``:``-separated like ``KUBECONFIG``). Refreshed tokens are not written back to the
+        files: they belong to the user, not to the server."""
+        merged = kube_config.KubeConfigMerger(path).config  # type: ignore[no-untyped-call]
+        if merged is None:
+            raise ConfigException(f"no kubeconfig at {path}; point KUBECONFIG at an existing kubeconfig file")
+        loader = kube_config.KubeConfigLoader(  # type: ignore[no-untyped-call]
+            config_dict=merged, active_context=context, config_base_path=None
+        )
+        configuration = k8s_client.Configuration()
+        loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+        # Only a tokenFile needs a timer: the hooks refresh what expires, and a static token never changes.
+        user_name = loader.current_context["context"].get("user")
+        entry = merged["users"].get_with_name(user_name, safe=True) if user_name else None
+        user = (entry.safe_get("user") if entry is not None else None) or {}
+        period = token_file_period if user.get("tokenFile") else None
+        return cls(configuration, loader.load_and_set, reread_every=period)
+
+    @classmethod
+    def in_cluster(
+        cls,
+        *,
+        token_file: str = incluster_config.SERVICE_TOKEN_FILENAME,
+        ca_file: str = incluster_config.SERVICE_CERT_FILENAME,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Credentials:
+        """The pod's ServiceAccount (API server address from ``KUBERNETES_SERVICE_HOST``/``_PORT``)."""
+        loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            token_filename=token_file, cert_filename=ca_file, try_refresh_token=True, environ=environ
+        )
+        configuration = k8s_client.Configuration()
+        loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+        return cls(configuration, loader.load_and_set)
+
+    @property
+    def host(self) -> str:
+        host: str = self.configuration.host
+        return host
+
+    async def authorization(self) -> str | None:
+        """The header for the next request, refreshed first if it is due."""
+        return await self._locked(self._current)
+
+    async def renewed(self, rejected: str | None) -> str | None:
+        """After the API server answered 401 to ``rejected``: the credentials loaded again (unless another
+        request already did that), or None when they are unchanged and a retry would be refused too."""
+        return await self._locked(functools.partial(self._renew, rejected))
+
+    async def _locked(self, work: Callable[[], str | None]) -> str | None:
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(work)
+            except Exception as exc:  # the loaders raise ConfigException, OSError, ValueError, KeyError...
+                raise KubeError(
+                    401,
+                    "Unauthorized",
+                    f"cannot obtain credentials for the API server at {self.host}: {exc}; fix the user "
+                    "entry of the kubeconfig (token, tokenFile, exec plugin) or the pod's service account",
+                ) from exc
+
+    def _header(self) -> str | None:
+        # The loaders store the token under "BearerToken"; "authorization" is where a hand-built
+        # Configuration(api_key={"authorization": ...}) keeps it. Both run the refresh hook first.
+        # Token files usually end in a newline (``kubectl create token > file``): client-go trims it, the
+        # library does not, and httpx refuses a header value containing one.
+        header: str | None = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        return header.strip() if header else None
+
+    def _load(self) -> None:
+        if self._reload is None:
+            return
+        self._reload(self.configuration)
+        if self._reread_every is not None:
+            self._next_reread = time.monotonic() + self._reread_every
+
+    def _current(self) -> str | None:
+        if self._reread_every is not None and time.monotonic() >= self._next_reread:
+            self._load()
+        return self._header()
+
+    def _renew(self, rejected: str | None) -> str | None:
+        current = self._header()
+        if current == rejected:
+            self._load()
+            current = self._header()
+        return None if current == rejected else current
 
 
 @dataclass(frozen=True)
@@ -103,8 +244,7 @@ class ExecResult:
 class _Shared:
     """State shared by a client and all its impersonating views (one pool, one discovery cache)."""
 
-    host: str
-    configuration: Any
+    credentials: Credentials
     ssl_context: ssl.SSLContext | bool
     http: httpx.AsyncClient
     resources: list[ResourceInfo] | None = None
@@ -150,26 +290,31 @@ class KubeClient:
     def from_kubeconfig(
         cls, path: str | os.PathLike[str] | None = None, *, context: str | None = None
     ) -> KubeClient:
-        cfg = k8s_client.Configuration()
+        """A client for the kubeconfig at ``path`` (default ``$KUBECONFIG``), or without either for the
+        pod's own ServiceAccount."""
         config_path = os.fspath(path) if path is not None else os.environ.get("KUBECONFIG")
         if config_path:
-            k8s_config.load_kube_config(
-                config_file=config_path, context=context, client_configuration=cfg, persist_config=False
-            )  # type: ignore[no-untyped-call]
-        else:
-            k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        return cls.from_configuration(cfg)
+            return cls.from_credentials(Credentials.from_kubeconfig(config_path, context=context))
+        return cls.from_credentials(Credentials.in_cluster())
 
     @classmethod
     def from_configuration(cls, cfg: Any) -> KubeClient:
-        ctx = _ssl_context(cfg)
+        """A client for a ``kubernetes.client.Configuration`` built by hand (its own refresh hook, if any,
+        still runs before every request)."""
+        return cls.from_credentials(Credentials(cfg))
+
+    @classmethod
+    def from_credentials(cls, credentials: Credentials) -> KubeClient:
+        """Client certificates and the CA are read once, here; tokens are asked of ``credentials`` before
+        every request."""
+        ctx = _ssl_context(credentials.configuration)
         http = httpx.AsyncClient(
-            base_url=cfg.host,
+            base_url=credentials.host,
             verify=ctx,
             timeout=httpx.Timeout(DEFAULT_TIMEOUT),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
         )
-        return cls(_Shared(host=cfg.host, configuration=cfg, ssl_context=ctx, http=http))
+        return cls(_Shared(credentials=credentials, ssl_context=ctx, http=http))
 
     def impersonating(self, identity: Identity | None) -> KubeClient:
         return KubeClient(self._shared, identity)
@@ -179,14 +324,13 @@ class KubeClient:
 
     # ----- low level ----------------------------------------------------------------------------------
 
-    def _headers(self, accept: str = "application/json") -> httpx.Headers:
-        items: list[tuple[str, str]] = [("Accept", accept)]
-        token = self._shared.configuration.get_api_key_with_prefix("authorization")
-        if token:
-            items.append(("Authorization", token))
+    def _headers(self, authorization: str | None, accept: str | None = None) -> httpx.Headers:
+        items: list[tuple[str, str]] = [("Accept", accept)] if accept else []
+        if authorization:
+            items.append(("Authorization", authorization))
         if self.identity is not None:
             items.append(("Impersonate-User", self.identity.user))
-            items.extend(("Impersonate-Group", g) for g in self.identity.groups)
+            items.extend(("Impersonate-Group", g) for g in self.identity.impersonated_groups)
         return httpx.Headers(items)
 
     async def request(
@@ -203,25 +347,35 @@ class KubeClient:
     ) -> Any:
         """One API call; raises KubeError for any non-2xx answer or transport failure.
 
-        ``raw=True`` returns the body as text (pod logs are plain text, not JSON).
+        A 401 answer is retried once if the credentials, loaded again, differ (an expired or rotated
+        token). ``raw=True`` returns the body as text (pod logs are plain text, not JSON).
         """
-        headers = self._headers(accept)
-        content: bytes | None = None
-        if json is not None:
-            content = jsonlib.dumps(json).encode()
-            headers["Content-Type"] = content_type or "application/json"
+        content = jsonlib.dumps(json).encode() if json is not None else None
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         limit = timeout if timeout is not None else DEFAULT_TIMEOUT
-        try:
-            response = await self._shared.http.request(
-                method, path, params=clean, content=content, headers=headers, timeout=limit
-            )
-        except httpx.TimeoutException as exc:
-            raise KubeError(504, "Timeout", f"{method} {path} got no answer within {limit:g}s") from exc
-        except httpx.TransportError as exc:
-            raise KubeError(
-                503, "ServiceUnavailable", f"cannot reach the API server at {self._shared.host}: {exc}"
-            ) from exc
+
+        async def send(authorization: str | None) -> httpx.Response:
+            headers = self._headers(authorization, accept)
+            if content is not None:
+                headers["Content-Type"] = content_type or "application/json"
+            try:
+                return await self._shared.http.request(
+                    method, path, params=clean, content=content, headers=headers, timeout=limit
+                )
+            except httpx.TimeoutException as exc:
+                raise KubeError(504, "Timeout", f"{method} {path} got no answer within {limit:g}s") from exc
+            except httpx.TransportError as exc:
+                raise KubeError(
+                    503, "ServiceUnavailable", f"cannot reach the API server at {credentials.host}: {exc}"
+                ) from exc
+
+        credentials = self._shared.credentials
+        authorization = await credentials.authorization()
+        response = await send(authorization)
+        if response.status_code == 401:
+            renewed = await credentials.renewed(authorization)
+            if renewed is not None:
+                response = await send(renewed)
         if response.status_code >= 400:
             raise _status_error(response, method, path)
         if raw:
@@ -417,7 +571,8 @@ class KubeClient:
         """Run a command in a container over the pods/exec websocket (v5/v4 channel protocols).
 
         The command is an argument vector, never a shell string. Output beyond ``max_bytes`` per stream is
-        dropped (the caller marks it truncated); the exit code comes from the error channel's Status.
+        dropped (the caller marks it truncated); the exit code comes from the error channel's Status. A
+        handshake refused with 401 is retried once, as :meth:`request` does.
         """
         from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidStatus, WebSocketException
@@ -427,10 +582,9 @@ class KubeClient:
         query.extend(("command", part) for part in command)
         if container:
             query.append(("container", container))
-        url = self._shared.host.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        url = self._shared.credentials.host.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         url += f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec?"
         url += urlencode(query)
-        headers = [(k, v) for k, v in self._headers().multi_items() if k.lower() != "accept"]
         ssl_arg: ssl.SSLContext | None = None
         if url.startswith("wss://"):
             configured = self._shared.ssl_context
@@ -440,28 +594,43 @@ class KubeClient:
                 ssl_arg = ssl.create_default_context()
                 ssl_arg.check_hostname = False
                 ssl_arg.verify_mode = ssl.CERT_NONE
-        out, err, status = bytearray(), bytearray(), b""
+
+        async def stream(authorization: str | None) -> tuple[bytes, bytes, bytes]:
+            out, err, status = bytearray(), bytearray(), b""
+            async with connect(
+                url,
+                additional_headers=list(self._headers(authorization).multi_items()),
+                subprotocols=[Subprotocol("v5.channel.k8s.io"), Subprotocol("v4.channel.k8s.io")],
+                ssl=ssl_arg,
+                max_size=2**22,
+                open_timeout=timeout,
+            ) as ws:
+                async for message in ws:
+                    frame = message.encode() if isinstance(message, str) else message
+                    if not frame:
+                        continue
+                    channel, payload = frame[0], frame[1:]
+                    if channel == 1 and len(out) < max_bytes:
+                        out.extend(payload[: max_bytes - len(out)])
+                    elif channel == 2 and len(err) < max_bytes:
+                        err.extend(payload[: max_bytes - len(err)])
+                    elif channel == 3:
+                        status += payload
+            return bytes(out), bytes(err), status
+
+        credentials = self._shared.credentials
         try:
             async with asyncio.timeout(timeout):
-                async with connect(
-                    url,
-                    additional_headers=headers,
-                    subprotocols=[Subprotocol("v5.channel.k8s.io"), Subprotocol("v4.channel.k8s.io")],
-                    ssl=ssl_arg,
-                    max_size=2**22,
-                    open_timeout=timeout,
-                ) as ws:
-                    async for message in ws:
-                        frame = message.encode() if isinstance(message, str) else message
-                        if not frame:
-                            continue
-                        channel, payload = frame[0], frame[1:]
-                        if channel == 1 and len(out) < max_bytes:
-                            out.extend(payload[: max_bytes - len(out)])
-                        elif channel == 2 and len(err) < max_bytes:
-                            err.extend(payload[: max_bytes - len(err)])
-                        elif channel == 3:
-                            status += payload
+                authorization = await credentials.authorization()
+                try:
+                    frames = await stream(authorization)
+                except InvalidStatus as exc:
+                    renewed = None
+                    if exc.response.status_code == 401:
+                        renewed = await credentials.renewed(authorization)
+                    if renewed is None:
+                        raise
+                    frames = await stream(renewed)
         except TimeoutError as exc:
             raise KubeError(504, "Timeout", f"exec in pod {pod} did not finish within {timeout:g}s") from exc
         except InvalidStatus as exc:
@@ -476,7 +645,7 @@ class KubeClient:
             raise KubeError(response.status_code, reason, message or f"exec into pod {pod} refused") from exc
         except (WebSocketException, OSError) as exc:
             raise KubeError(503, "ServiceUnavailable", f"exec into pod {pod} failed: {exc}") from exc
-        return _exec_result(bytes(out), bytes(err), status)
+        return _exec_result(*frames)
 
 
 def _exec_result(out: bytes, err: bytes, status: bytes) -> ExecResult:

@@ -18,8 +18,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
+from bosun_tools.secrets import LAST_APPLIED as LAST_APPLIED  # re-exported: the tools and probes use it
+from bosun_tools.secrets import SHORT_DIGEST, digest
+
 DEFAULT_CAP = 16_000
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Fields that change on every write or are owned by the server: showing them in a preview would hide the
 # one line a reviewer has to approve.
 _NOISE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -42,6 +44,10 @@ class ToolOutput(BaseModel):
     diff: str | None = Field(default=None, description="Preview of a mutation (preview mode only).")
     truncated: bool = False
     data: dict[str, Any] | None = Field(default=None, description="Small facts for verification.")
+    sealed_args: dict[str, Any] | None = Field(
+        default=None,
+        description="The call's arguments with each secret value replaced by a placeholder (previews only).",
+    )
 
     @classmethod
     def capped(
@@ -80,13 +86,15 @@ def redacted_marker(size: int) -> str:
     return f"<redacted {size} bytes>"
 
 
-def _decoded_size(value: Any) -> int:
-    if not isinstance(value, str):
-        return len(json.dumps(value))
-    try:
-        return len(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError):
-        return len(value.encode())
+def _value_bytes(value: Any, encoded: bool) -> bytes:
+    """A Secret value's bytes: base64-decoded from ``data`` (``encoded``), as written otherwise."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    if encoded:
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    return text.encode()
 
 
 def is_secret(obj: dict[str, Any], kind_hint: str | None = None) -> bool:
@@ -114,7 +122,7 @@ def redact(obj: Any, kind_hint: str | None = None) -> Any:
     out = copy.deepcopy(obj)
     for key in ("data", "binaryData"):
         if isinstance(out.get(key), dict):
-            out[key] = {k: redacted_marker(_decoded_size(v)) for k, v in out[key].items()}
+            out[key] = {k: redacted_marker(len(_value_bytes(v, True))) for k, v in out[key].items()}
     if isinstance(out.get("stringData"), dict):
         out["stringData"] = {k: redacted_marker(len(str(v).encode())) for k, v in out["stringData"].items()}
     annotations = out.get("metadata", {}).get("annotations")
@@ -124,10 +132,13 @@ def redact(obj: Any, kind_hint: str | None = None) -> Any:
 
 
 def redact_pair(before: Any, after: Any) -> tuple[Any, Any]:
-    """Redact two states of one object for a preview. A Secret value that changes but keeps its length
-    would redact to the same marker and the preview would say "no change": such values are marked
-    ``changed`` so an approver sees that the value changes, without seeing it."""
+    """Redact two states of one object for a preview. Each Secret value that is new or changes is marked
+    with a short SHA-256 digest of its bytes (``<redacted 12 bytes, sha256:1a2b3c4d5e6f>``): an approver
+    sees which keys change and can compare the digest with the proposal's placeholder, never the value.
+    (Without it, a new value of the same length would redact to the same marker and look unchanged.)"""
     old, new = redact(before), redact(after)
+    if before is None and isinstance(after, dict) and is_secret(after):
+        before = {}
     if not (isinstance(before, dict) and isinstance(after, dict) and is_secret(after)):
         return old, new
     for key in ("data", "binaryData", "stringData"):
@@ -135,8 +146,9 @@ def redact_pair(before: Any, after: Any) -> tuple[Any, Any]:
         if not isinstance(now, dict):
             continue
         for item, value in now.items():
-            if isinstance(was, dict) and item in was and was[item] != value:
-                new[key][item] = new[key][item][:-1] + ", changed>"
+            if not (isinstance(was, dict) and was.get(item) == value):
+                short = digest(_value_bytes(value, key != "stringData"))[:SHORT_DIGEST]
+                new[key][item] = f"{new[key][item][:-1]}, sha256:{short}>"
     return old, new
 
 

@@ -14,7 +14,7 @@ import importlib.util
 import inspect
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastmcp.exceptions import ToolError
@@ -22,6 +22,7 @@ from pydantic import Field
 
 from bosun_tools.kube import Identity, KubeClient, KubeError
 from bosun_tools.output import ToolOutput
+from bosun_tools.sealing import CallSecrets, TaskRef, run_sealed
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
@@ -29,11 +30,14 @@ if TYPE_CHECKING:
 
     from bosun_tools.server import ToolSettings
 
-Toolset = Literal["kubernetes", "helm", "rollouts", "jenkins"]
+Toolset = Literal["kubernetes", "helm", "rollouts", "jenkins", "internal"]
 TOOLSETS: tuple[Toolset, ...] = ("kubernetes", "helm", "rollouts", "jenkins")
+INTERNAL: Toolset = "internal"
+"""Bosun's own housekeeping (deleting a finished task's holding Secrets): always served to the operator,
+never a configurable toolset, never offered to a model (``bosun.gateway`` leaves it out)."""
 # Modules that register tools when imported. safety_of() imports them first so that a gate asking about
 # e.g. a helm tool never gets "unknown, hence mutating" just because nothing imported helm yet.
-TOOLSET_MODULES: tuple[str, ...] = tuple(f"bosun_tools.{name}" for name in TOOLSETS)
+TOOLSET_MODULES: tuple[str, ...] = tuple(f"bosun_tools.{name}" for name in (*TOOLSETS, INTERNAL))
 READ_ONLY_TAG = "read-only"
 MUTATING_TAG = "mutating"
 
@@ -67,7 +71,9 @@ class ToolContext:
     ``kube`` impersonates the caller's identity and is the only client a tool may use for work a person
     asked for. ``server_kube`` is the server's own identity, for reading configuration the model must never
     choose (e.g. the Jenkins credentials Secret named in settings) and for asking the API server what the
-    requester may do where Kubernetes RBAC does not apply by itself (Jenkins).
+    requester may do where Kubernetes RBAC does not apply by itself (Jenkins). ``task`` is the AgentTask a
+    trusted caller (the operator) makes the call for, ``trusted`` whether the caller is the operator, and
+    ``secrets`` the call's secret values: a tool marks there what only it can tell is secret.
     """
 
     kube: KubeClient
@@ -76,6 +82,9 @@ class ToolContext:
     preview: bool
     settings: ToolSettings
     tool: str
+    task: TaskRef | None = None
+    trusted: bool = False
+    secrets: CallSecrets = field(default_factory=CallSecrets)
 
 
 _current: ContextVar[ToolContext] = ContextVar("bosun_tool_context")
@@ -136,7 +145,11 @@ class ToolRegistry:
         return decorate
 
     def specs(self, toolset: str | None = None) -> list[ToolSpec]:
-        return [s for s in self._specs.values() if toolset is None or s.safety.toolset == toolset]
+        """The tools of ``toolset``; without one, of every toolset a model may use, so the internal
+        toolset (never a model's) is listed only when named."""
+        if toolset is None:
+            return [s for s in self._specs.values() if s.safety.toolset != INTERNAL]
+        return [s for s in self._specs.values() if s.safety.toolset == toolset]
 
     def get(self, name: str) -> ToolSpec | None:
         return self._specs.get(name)
@@ -165,6 +178,22 @@ def safety_of(tool_name: str) -> ToolSafety:
     """Safety facts of a tool; unknown names are mutating, destructive and not idempotent."""
     load_toolsets()
     return REGISTRY.safety_of(tool_name)
+
+
+def is_registered(tool_name: str) -> bool:
+    load_toolsets()
+    return REGISTRY.get(tool_name) is not None
+
+
+def defaults_of(tool_name: str) -> dict[str, Any]:
+    """The arguments a tool fills in when a call leaves them out (``None`` defaults left out), so that a
+    check of the call (the operator's scope check) sees the objects the tool will act on."""
+    load_toolsets()
+    spec = REGISTRY.get(tool_name)
+    if spec is None:
+        return {}
+    parameters = inspect.signature(spec.fn).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not p.empty and p.default is not None}
 
 
 def tags_of(spec: ToolSpec) -> set[str]:
@@ -202,21 +231,37 @@ def describe_kube_error(exc: KubeError, tool: str, args: dict[str, Any], identit
 
 
 def servable(spec: ToolSpec, make_context: ContextFactory) -> ToolFn:
-    """Wrap a tool so every call runs with its request context, its timeout, and clean errors."""
+    """Wrap a tool so every call runs with its request context, its timeout, and clean errors, with its
+    placeholders resolved and, in a mutating preview, its secret values sealed (``bosun_tools.sealing``);
+    no output or error of the call carries a secret value it was given."""
 
     @functools.wraps(spec.fn)
-    async def run(*args: Any, **kwargs: Any) -> ToolOutput:
+    async def run(**kwargs: Any) -> ToolOutput:
         ctx = make_context(spec)
         token = _current.set(ctx)
+        who = ctx.identity.user if ctx.identity else "the tool server's own identity"
+        sealed = run_sealed(
+            spec.name,
+            spec.fn,
+            kwargs,
+            ctx.secrets,
+            kube=ctx.kube,
+            who=who,
+            seal_for=ctx.task,
+            sealing=ctx.preview and not spec.safety.read_only,
+        )
         try:
-            return await asyncio.wait_for(spec.fn(*args, **kwargs), timeout=spec.timeout)
+            return await asyncio.wait_for(sealed, timeout=spec.timeout)
         except TimeoutError:
             raise ToolError(
                 f"{spec.name} timed out after {spec.timeout:g}s and was cancelled; "
                 "narrow the request (namespace, selector, tail) or retry later"
             ) from None
         except KubeError as exc:
-            raise ToolError(describe_kube_error(exc, spec.name, kwargs, ctx.identity)) from None
+            message = describe_kube_error(exc, spec.name, kwargs, ctx.identity)
+            raise ToolError(ctx.secrets.scrub(message)) from None
+        except ToolError as exc:
+            raise ToolError(ctx.secrets.scrub(str(exc))) from None
         finally:
             _current.reset(token)
 

@@ -1,9 +1,10 @@
 """Assembles the FastMCP server: toolsets, who may call what, and as whom.
 
 Trust model (contract 3): an in-process caller (the operator's ``fastmcp.Client(server)``) and an HTTP
-caller presenting the operator token are trusted: they may pass the identity to impersonate in ``_meta``
-and may call mutating tools. Every other token runs as the configured external identity and sees only
-read-only tools, unless mutations for external clients are explicitly enabled.
+caller presenting the operator token are trusted: they may pass the identity to impersonate and the task a
+call is for in ``_meta``, and may call mutating tools. Every other token runs as the configured external
+identity and sees only read-only tools, unless mutations for external clients are explicitly enabled.
+The internal toolset (Bosun's housekeeping) is always served, whatever toolsets are configured.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from starlette.responses import PlainTextResponse, Response
 from bosun_tools.helm import HelmSettings
 from bosun_tools.jenkins import JenkinsSettings
 from bosun_tools.kube import Identity, KubeClient
-from bosun_tools.registry import REGISTRY, TOOLSETS, ToolContext, ToolSpec, load_toolsets, register
+from bosun_tools.registry import (
+    INTERNAL,
+    REGISTRY,
+    TOOLSETS,
+    ToolContext,
+    ToolSpec,
+    load_toolsets,
+    register,
+)
+from bosun_tools.sealing import TASK_META, TaskRef
 
 IDENTITY_META = "bosun.dev/identity"
 MODE_META = "bosun.dev/mode"
@@ -175,6 +185,7 @@ def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | Non
             raise ToolError(f"{spec.name} is a mutating tool and this client may only call read-only tools")
         trusted = token is None or SCOPE_IMPERSONATE in token.scopes
         identity = parse_identity(meta.get(IDENTITY_META)) if trusted else settings.external_identity
+        task = TaskRef.from_meta(meta.get(TASK_META)) if trusted else None
         mode = meta.get(MODE_META, "execute")
         if mode not in ("preview", "execute"):
             raise ToolError(f'_meta "{MODE_META}" must be "preview" or "execute"; got {mode!r}')
@@ -186,6 +197,8 @@ def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | Non
             preview=mode == "preview",
             settings=settings,
             tool=spec.name,
+            task=task,
+            trusted=trusted,
         )
 
     load_toolsets()
@@ -195,6 +208,7 @@ def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | Non
                 f"unknown toolset {toolset!r} in settings; known toolsets: {', '.join(TOOLSETS)}"
             )
         register(mcp, REGISTRY.specs(toolset), make_context, may_mutate)
+    register(mcp, REGISTRY.specs(INTERNAL), make_context, may_mutate)
 
     @mcp.custom_route("/healthz", methods=["GET"], include_in_schema=False)
     async def healthz(request: Request) -> Response:

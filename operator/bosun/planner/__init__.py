@@ -11,6 +11,7 @@ from bosun.planner.graph import Planner
 from bosun.planner.judge import judge_outcome
 from bosun.planner.offline import NEEDS_MODEL, plan_offline
 from bosun.planner.types import (
+    MODEL_CALLS_PER_ITERATION,
     InvestigationRecord,
     Judgement,
     ModelSettings,
@@ -22,6 +23,7 @@ from bosun.planner.types import (
 )
 
 __all__ = [
+    "MODEL_CALLS_PER_ITERATION",
     "NEEDS_MODEL",
     "InvestigationRecord",
     "Judgement",

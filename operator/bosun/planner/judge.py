@@ -1,8 +1,8 @@
 """The short "does this satisfy the request?" check that follows the objective verification.
 
 It is asked only after the objective checks passed (a failed check replans without asking anyone), so the
-objective facts are the fallback: with no model, or when the model cannot be reached or answers nonsense,
-they decide, and the reason says so.
+objective facts are the fallback: with no model, when the task's model-call budget is spent, or when the
+model cannot be reached or answers nonsense, they decide, and the reason says so.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ async def judge_outcome(ctx: PlanningContext, facts: str, model: ModelSettings |
     """Whether the request is satisfied; ``facts`` are the objective checks' findings (which passed)."""
     if model is None:
         return Judgement(True, f"objective checks passed: {facts}")
+    if ctx.model_calls_left <= 0:
+        return Judgement(
+            True,
+            f"objective checks passed: {facts}; no model judgement, the objective checks alone decide: "
+            f"the task's model-call budget is spent ({ctx.model_budget})",
+        )
     messages = [
         {"role": "system", "content": JUDGE_SYSTEM},
         {"role": "user", "content": judge_message(ctx, facts)},

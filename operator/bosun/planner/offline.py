@@ -3,7 +3,8 @@
 It understands a fixed set of sentences (scale, restart, roll back/undo, list/get/describe, logs, promote or
 abort a rollout, trigger a Jenkins job) and says plainly when a request is beyond it, naming how to
 configure a model. It goes through the same gateway checks as the model path: arguments validated against
-the tool's schema, the namespace scope, and a dry-run preview for every proposed change.
+the tool's schema, the namespace scope, and a dry-run preview for every proposed change, which is proposed
+with its secret values sealed (a Jenkins password parameter named in the request) and never otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bosun_tools.secrets import Found, values_of
+
 from bosun.gateway import ToolGateway
+from bosun.planner.graph import scrubbed, unsealed_values
 from bosun.planner.types import InvestigationRecord, PlannedCall, PlanningContext, PlanResult
 
 NEEDS_MODEL = (
@@ -250,17 +254,28 @@ async def plan_offline(ctx: PlanningContext, gateway: ToolGateway) -> PlanResult
     intent = parse(ctx.request, ctx.namespace)
     if intent is None:
         return PlanResult("unsupported", NEEDS_MODEL, error=NEEDS_MODEL)
+    found = Found.of(intent.args)
+    return scrubbed(await _plan(intent, found.redacted(intent.args), ctx, gateway), values_of(found.leaves))
+
+
+async def _plan(
+    intent: Intent, recorded: dict[str, Any], ctx: PlanningContext, gateway: ToolGateway
+) -> PlanResult:
+    """The result for ``intent``, whose arguments are recorded as ``recorded`` (secret values redacted;
+    ``plan_offline`` scrubs them from the texts)."""
     problem = await gateway.validation_error(intent.tool, intent.args)
     if problem is None:
-        problem = gateway.scope_error(intent.tool, intent.args, ctx.target_namespaces)
+        problem = await gateway.scope_error(
+            intent.tool, intent.args, ctx.target_namespaces, cluster_scope=ctx.cluster_scope
+        )
     if problem is not None:
         error = f"cannot {intent.description}: {problem}"
-        record = InvestigationRecord(intent.tool, intent.args, False, error)
+        record = InvestigationRecord(intent.tool, recorded, False, error)
         return PlanResult("failed", error, investigation=[record], error=error, failure="planning")
     if gateway.is_read_only(intent.tool):
         outcome = await gateway.call(intent.tool, intent.args, identity=ctx.identity)
         text = outcome.text if outcome.ok else f"error: {outcome.error}"
-        record = InvestigationRecord(intent.tool, intent.args, outcome.ok, text)
+        record = InvestigationRecord(intent.tool, recorded, outcome.ok, text)
         if not outcome.ok:
             error = f"cannot show {intent.description}: {outcome.error}"
             return PlanResult("failed", error, investigation=[record], error=error, failure="planning")
@@ -269,15 +284,18 @@ async def plan_offline(ctx: PlanningContext, gateway: ToolGateway) -> PlanResult
             f"{intent.description[:1].upper()}{intent.description[1:]}:\n{text}",
             investigation=[record],
         )
-    preview = await gateway.call(intent.tool, intent.args, identity=ctx.acting, preview=True)
-    if not preview.ok:
-        error = f"cannot {intent.description}: the dry-run failed: {preview.error}"
-        record = InvestigationRecord(intent.tool, intent.args, False, error)
+    preview = await gateway.call(intent.tool, intent.args, identity=ctx.acting, preview=True, task=ctx.task)
+    sealed = preview.sealed_args or intent.args
+    unsealed = unsealed_values(sealed) if preview.ok else None
+    if not preview.ok or unsealed is not None:
+        why = unsealed or preview.error or "the tool gave no reason"
+        error = f"cannot {intent.description}: its dry-run preview failed, so nothing was proposed: {why}"
+        record = InvestigationRecord(intent.tool, recorded, False, error)
         return PlanResult("failed", error, investigation=[record], error=error, failure="planning")
     step = PlannedCall(
         id="s1",
         tool=intent.tool,
-        args=intent.args,
+        args=sealed,
         rationale=f"Offline planner read the request as: {intent.description}.",
         preview=preview.text,
         diff=preview.diff,

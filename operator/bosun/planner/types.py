@@ -10,10 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bosun_tools.kube import Identity
+from bosun_tools.sealing import TaskRef
 
 Outcome = Literal["answer", "proposal", "unsupported", "failed"]
 Failure = Literal["model", "planning"]
 """Why planning failed: the model could not be used (fix its configuration), or the plan itself failed."""
+
+MODEL_CALLS_PER_ITERATION = 6
+"""A task makes at most maxIterations x 6 model calls in all: planning turns and verification judgements.
+
+One budget for the whole task rather than one per pass, so ``maxIterations`` really bounds what a task can
+spend: a pass that needs few turns leaves calls for later passes, and a looping model stops at the bound."""
+_DEFAULT_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,7 @@ class ModelSettings:
     retry_backoff: float = 1.0
     """Seconds before the first retry; doubled for each further one (a provider's Retry-After wins)."""
     max_turns: int = 8
-    """Model calls allowed in one planning pass, so a looping model cannot spend without bound."""
+    """Model calls allowed in one planning pass (also bounded by ``PlanningContext.model_calls_left``)."""
 
 
 @dataclass
@@ -38,10 +46,37 @@ class PlanningContext:
     target_namespaces: list[str]
     identity: Identity
     iteration: int = 1
-    max_iterations: int = 3
+    max_iterations: int = _DEFAULT_ITERATIONS
     history: list[str] = field(default_factory=list)
     executor: Identity | None = None
     """Who will run approved changes when not the requester (a namespace's execution ServiceAccount)."""
+    model_calls_left: int = _DEFAULT_ITERATIONS * MODEL_CALLS_PER_ITERATION
+    """Model calls the task may still make: ``max_iterations * MODEL_CALLS_PER_ITERATION`` minus the calls
+    in its status. Planning and the verification judge stop calling the model at zero. The default is the
+    whole budget of a task with the default ``max_iterations``; the operator always sets it."""
+    cluster_scope: bool = False
+    """The task may change cluster-scoped objects: its spec asks (``clusterScope``) and the operator's
+    configuration allows it. Also lets it read across namespaces."""
+    task_name: str | None = None
+    task_uid: str | None = None
+    """The AgentTask planned for (its namespace is ``namespace``). Previews of calls that write secret
+    values keep them in a holding Secret owned by it; without both, such calls cannot be proposed."""
+
+    @property
+    def task(self) -> TaskRef | None:
+        """The task as the tool server needs it to seal a preview's secret values."""
+        if self.task_name is None or self.task_uid is None:
+            return None
+        return TaskRef(self.namespace, self.task_name, self.task_uid)
+
+    @property
+    def model_budget(self) -> str:
+        """The formula behind ``model_calls_left``, for messages that say why a model call was not made."""
+        total = self.max_iterations * MODEL_CALLS_PER_ITERATION
+        return (
+            f"maxIterations {self.max_iterations} x {MODEL_CALLS_PER_ITERATION} = {total} model calls "
+            "for the whole task (planning turns and verification judgements)"
+        )
 
     @property
     def acting(self) -> Identity:
@@ -60,6 +95,10 @@ class PlannedCall:
     rationale: str
     preview: str | None = None
     diff: str | None = None
+    preview_note: str | None = None
+    """Why the preview may not show what this step will do: a server-side dry-run sees the cluster as it
+    is now, not after the earlier steps of the same plan, so a step touching an object an earlier step
+    touches says which ones (e.g. re-creating a claim that step s2 deletes)."""
 
 
 @dataclass(frozen=True)

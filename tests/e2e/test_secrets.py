@@ -1,0 +1,115 @@
+"""A rotated password through the real operator: proposed sealed, approved, run exactly, shown nowhere.
+
+A scripted model (the LLM double) proposes to apply a Secret with a new ``stringData`` value; bob requests,
+alice approves. The proposal carries a placeholder with the value's digest, the value itself waits in a
+holding Secret owned by the task, and after execution the Secret really holds the new value while the value
+appears in no task, Event, grant, operator log line or later model request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+from bosun_tools.sealing import SEALED_FOR, SEALED_TYPE
+from bosun_tools.secrets import Placeholder
+
+from tests.e2e.conftest import Operator, apply, get, grant_doc, task_doc, wait_phase
+from tests.fakes.llm import FakeLLM, call, text, tool_calls
+
+pytestmark = pytest.mark.cluster
+
+NEW_PASSWORD = "rotated-Pa55word-2041"
+OLD_PASSWORD = "old-password-value"
+FORMS = (NEW_PASSWORD, base64.b64encode(NEW_PASSWORD.encode()).decode())
+"""The value as written and as the API server stores it: neither may show up anywhere."""
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM(default=text('{"satisfied": true, "reason": "Secret db holds the new password"}')) as fake:
+        yield fake
+
+
+def secret_data(kubectl: Any, namespace: str, name: str) -> dict[str, bytes]:
+    data = get(kubectl, namespace, "secret", name).get("data") or {}
+    return {key: base64.b64decode(value) for key, value in data.items()}
+
+
+def everything_recorded(kubectl: Any, namespace: str, operator: Operator) -> dict[str, str]:
+    """Where a value could leak to: the task, the Events and grants of the namespace, the operator's log."""
+
+    def listed(kind: str) -> str:
+        return kubectl("-n", namespace, "get", kind, "-o", "json").stdout
+
+    return {
+        "agenttask": kubectl("-n", namespace, "get", "agenttask", "rotate", "-o", "json").stdout,
+        "events": listed("events"),
+        "approvalgrants": listed("approvalgrants"),
+        "operator log": operator.log.read_text(),
+    }
+
+
+def test_a_rotated_password_is_proposed_sealed_runs_exactly_and_is_shown_nowhere(
+    kubectl: Any, namespace: str, users: None, operator_factory: Callable[..., Operator], llm: FakeLLM
+) -> None:
+    kubectl("-n", namespace, "create", "secret", "generic", "db", f"--from-literal=password={OLD_PASSWORD}")
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": namespace},
+        "stringData": {"password": NEW_PASSWORD},
+    }
+    llm.script(
+        tool_calls(
+            call("k8s_apply", {"manifest": yaml.safe_dump(secret), "namespace": namespace}),
+            content=f"I will set the password of Secret db to {NEW_PASSWORD}.",
+        ),
+        text(f"Proposed: rotate the password of Secret db (new value {NEW_PASSWORD})."),
+    )
+    operator = operator_factory(
+        BOSUN_MODEL="openai/gpt-4.1-mini", BOSUN_API_BASE=llm.url, BOSUN_API_KEY="test"
+    )
+    apply(
+        kubectl, namespace, task_doc("rotate", f"rotate the password of Secret db in {namespace}"), user="bob"
+    )
+
+    status = wait_phase(kubectl, namespace, "rotate", "AwaitingApproval")
+    uid = get(kubectl, namespace, "agenttask", "rotate")["metadata"]["uid"]
+    step = status["proposal"]["steps"][0]
+    placeholder = Placeholder.parse(yaml.safe_load(step["args"]["manifest"])["stringData"]["password"])
+    assert placeholder is not None, step["args"]
+    digest = hashlib.sha256(NEW_PASSWORD.encode()).hexdigest()
+    assert placeholder.digest == digest  # the hash approved below covers the digest
+    assert f"sha256:{digest[:12]}" in step["diff"]  # the approver sees which key changes, and a digest
+
+    holder = get(kubectl, namespace, "secret", placeholder.secret)
+    assert holder["type"] == SEALED_TYPE
+    assert holder["metadata"]["labels"][SEALED_FOR] == uid
+    owners = [(o["kind"], o["name"], o["uid"]) for o in holder["metadata"]["ownerReferences"]]
+    assert owners == [("AgentTask", "rotate", uid)]
+    assert secret_data(kubectl, namespace, "db") == {"password": OLD_PASSWORD.encode()}  # nothing ran yet
+
+    grant = grant_doc("rotate-ok", "rotate", status["proposal"]["hash"], reason="rotation reviewed")
+    apply(kubectl, namespace, grant, user="alice")
+    final = wait_phase(kubectl, namespace, "rotate", "Succeeded", "Failed", timeout=120)
+    assert final["phase"] == "Succeeded", json.dumps(final)[:3000]
+    assert final["verification"]["passed"] is True
+    assert secret_data(kubectl, namespace, "db") == {"password": NEW_PASSWORD.encode()}
+
+    for where, recorded in everything_recorded(kubectl, namespace, operator).items():
+        for form in FORMS:
+            assert form not in recorded, f"the new password ({form}) shows up in the {where}"
+    for number, request in enumerate(llm.requests[1:], start=2):
+        assert NEW_PASSWORD not in json.dumps(request), f"model request {number} carries the password back"
+    # Holding Secrets left (the operator removes them when the task ends) are the task's, never orphans.
+    left = json.loads(
+        kubectl("-n", namespace, "get", "secrets", "-l", f"{SEALED_FOR}={uid}", "-o", "json").stdout
+    )
+    for item in left["items"]:
+        assert [o["uid"] for o in item["metadata"]["ownerReferences"]] == [uid]
