@@ -618,7 +618,9 @@ def authorize(
     creation order, by the same rules as when it arrived (``judge_grant``: task UID, exact hash, approver
     stamped at admission, four-eyes against ``requester`` as stamped at admission, destructive approver
     groups, distinct approvers, age and expiry checked again *now*). A forged or edited status therefore
-    approves nothing, and a grant for another task, revision or hash counts for nothing.
+    approves nothing, and a grant for another task, revision or hash counts for nothing. A grant whose
+    calls already ran (``status.executedAt``) is spent: a status edited back to "Approved" cannot replay
+    it.
     """
     if plan_hash(task_uid, proposal.revision, proposal.steps) != proposal.hash:
         return (
@@ -626,7 +628,8 @@ def authorize(
             f"{proposal.hash}: its calls were changed after they were hashed; nothing runs"
         )
     record = AgentTaskStatus(phase="AwaitingApproval", proposal=proposal, requester=requester)
-    for facts in sorted(grants, key=lambda f: (str(_created(f.grant) or ""), f.grant["metadata"]["name"])):
+    unspent = [f for f in grants if not (f.grant.get("status") or {}).get("executedAt")]
+    for facts in sorted(unspent, key=lambda f: (str(_created(f.grant) or ""), f.grant["metadata"]["name"])):
         verdict = judge_grant(
             facts.grant,
             task_name=task_name,

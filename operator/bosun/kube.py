@@ -127,6 +127,13 @@ class Store:
             subresource="status",
         )
 
+    async def mark_grant_executed(self, namespace: str, name: str, at: datetime) -> None:
+        """Record on the grant (its status, which only the operator writes) that what it approved ran."""
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        await self.kube.patch(
+            await self.grants(), name, {"status": {"executedAt": stamp}}, namespace, subresource="status"
+        )
+
     async def create_grant(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create (or find, after a crash between create and annotation removal) an operator grant."""
         try:

@@ -425,6 +425,11 @@ class ApprovalGrantStatus(_Model):
     revision: int | None = Field(default=None, ge=1, description="Proposal revision it applied to.")
     decided_at: datetime | None = Field(default=None, description="When the operator decided.")
     observed_generation: int | None = Field(default=None, ge=0, description="Generation evaluated.")
+    executed_at: datetime | None = Field(
+        default=None,
+        description="When the calls this grant approved were run: from then on it approves nothing, so an "
+        "edited task status can never run an approved proposal a second time.",
+    )
     conditions: list[Condition] = _conditions_field()
 
 

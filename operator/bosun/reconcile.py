@@ -855,6 +855,7 @@ async def _execute(task: Task) -> None:
             on_behalf_of=task.requester.user if execution.service_account else None,
         )
     task.status = result.status
+    await _spend_grants(task)
     if result.done:
         await task.move("Verifying", "Executed", "all approved steps ran; verifying the outcome")
         return
@@ -874,6 +875,20 @@ async def _execute(task: Task) -> None:
         await _replan(task, f"step failed during execution: {result.message}")
         return
     await task.move("Failed", result.reason, result.message, "Warning")
+
+
+async def _spend_grants(task: Task) -> None:
+    """Execution of this revision is over (done or stopped): its grants approve nothing more. Written
+    before the task leaves Executing, so a crash in between only repeats this."""
+    proposal = task.status.proposal
+    if proposal is None:
+        return
+    for grant in await _grants_of(task):
+        spec, status = grant.get("spec") or {}, grant.get("status") or {}
+        if spec.get("planHash") == proposal.hash and not status.get("executedAt"):
+            await task.deps.store.mark_grant_executed(
+                task.namespace, grant["metadata"]["name"], task.deps.now()
+            )
 
 
 async def _replan(task: Task, why: str) -> None:

@@ -326,3 +326,85 @@ def test_a_long_task_name_can_be_approved_by_annotation(
     kubectl("-n", namespace, "annotate", "agenttask", name, "approve=true", user="alice")
     kubectl("-n", namespace, "wait", "--for=condition=Ready", f"agenttask/{name}", "--timeout=120s")
     assert replicas(kubectl, namespace) == 4
+
+
+async def test_an_event_recorded_with_a_status_write_survives_a_crash_and_is_posted_once(
+    cluster: Any, kubectl: Any, namespace: str, bosun_installed: None
+) -> None:
+    """The process dies right after the status write, before posting its Events: the next reconcile posts
+    them from the status, and posting again (another restart) creates no duplicate."""
+    apply(kubectl, namespace, task_doc("audited", "list pods"))
+    kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
+
+    class DiesBeforePosting(Store):
+        async def post_event(
+            self, obj: dict[str, Any], type_: str, reason: str, message: str, **_: Any
+        ) -> None:
+            raise SystemExit("killed between the status write and the Event")
+
+    def deps(store: Store) -> Deps:
+        return Deps(
+            store=store,
+            gateway=None,  # type: ignore[arg-type]  # writing status needs no tools
+            config=OperatorConfig.from_env(),
+            operator_identity=None,
+            identity_trusted=False,
+        )
+
+    async def read(store: Store) -> Task:
+        body = await store.get_task(namespace, "audited")
+        assert body is not None
+        status = AgentTaskStatus.model_validate(body.get("status") or {})
+        return Task(body, AgentTaskSpec.model_validate(body["spec"]), status, deps(store))
+
+    def posted() -> list[str]:
+        return [e["reason"] for e in events(kubectl, namespace, "audited") if e["reason"] == "Planning"]
+
+    try:
+        with pytest.raises(SystemExit):
+            await (await read(DiesBeforePosting(kube))).move("Planning", "Planning", "planning the request")
+        assert status_of(kubectl, namespace, "audited")["pendingEvents"][0]["reason"] == "Planning"
+        assert posted() == []
+        for _ in range(2):  # two restarts, each posting what the status still records
+            await (await read(Store(kube))).post_pending()
+        assert posted() == ["Planning"]
+    finally:
+        await kube.aclose()
+
+
+def test_a_status_edited_back_to_approved_cannot_replay_an_executed_proposal(
+    kubectl: Any, namespace: str, users: None, status_writer: str, operator: Operator
+) -> None:
+    """alice approved a scale; it ran. carol, with rights on agenttasks/status, resets the finished task to
+    Executing with the step Approved again, hoping alice's still-valid grant runs it once more."""
+    deployment(kubectl, namespace)
+    apply(kubectl, namespace, task_doc("scale-web", f"scale deployment web in {namespace} to 5"), user="bob")
+    shown = wait_phase(kubectl, namespace, "scale-web", "AwaitingApproval")
+    apply(kubectl, namespace, grant_doc("ok", "scale-web", shown["proposal"]["hash"]), user="alice")
+    done = wait_phase(kubectl, namespace, "scale-web", "Succeeded", timeout=120)
+    assert get(kubectl, namespace, "approvalgrant", "ok")["status"]["executedAt"]
+    kubectl("-n", namespace, "scale", "deployment", "web", "--replicas=3")
+    for record in done["steps"]:
+        if record["mutating"]:
+            record.update(state="Approved", attempts=0)
+            for key in ("startedAt", "finishedAt", "output", "data"):
+                record.pop(key, None)
+    done["phase"] = "Executing"
+    patch = [{"op": "replace", "path": "/status", "value": done}]
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "agenttask",
+        "scale-web",
+        "--subresource=status",
+        "--type=json",
+        "-p",
+        json.dumps(patch),
+        user=status_writer,
+    )
+    failed = wait_phase(kubectl, namespace, "scale-web", "Failed")
+    executed = next(c for c in failed["conditions"] if c["type"] == "Executed")
+    assert executed["reason"] == "NotApproved"
+    assert replicas(kubectl, namespace) == 3
+    assert reasons(kubectl, namespace, "scale-web").count("ToolStarted") == 1
