@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.llm import FakeLLM, call
 from tests.waiting import crds_established, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,3 +206,46 @@ def events(kubectl: Any, namespace: str, name: str) -> list[dict[str, Any]]:
     )
     items: list[dict[str, Any]] = listing["items"]
     return sorted(items, key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or "")
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    """The scripted OpenAI-compatible model double (``tests/fakes/llm.py``), served on 127.0.0.1."""
+    with FakeLLM() as fake:
+        yield fake
+
+
+def with_model(factory: Callable[..., Operator], llm: FakeLLM, **env: str) -> Operator:
+    """An operator whose model is the scripted double, reached over HTTP through LiteLLM."""
+    return factory(BOSUN_MODEL="openai/gpt-4.1-mini", BOSUN_API_BASE=llm.url, BOSUN_API_KEY="test", **env)
+
+
+def scale_call(namespace: str, name: str, replicas: int) -> dict[str, Any]:
+    """A scripted model's ``k8s_scale`` tool call."""
+    return call(
+        "k8s_scale", {"kind": "deployment", "name": name, "namespace": namespace, "replicas": replicas}
+    )
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in status["conditions"] if c["type"] == kind)
+    return found
+
+
+def replace_status(
+    kubectl: Any, namespace: str, name: str, status: dict[str, Any], user: str | None = None
+) -> None:
+    """Write a task's whole status through the status subresource, as a user with rights on it would."""
+    patch = [{"op": "replace", "path": "/status", "value": status}]
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "agenttask",
+        name,
+        "--subresource=status",
+        "--type=json",
+        "-p",
+        json.dumps(patch),
+        user=user,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from tests.e2e.conftest import (
     events,
     get,
     grant_doc,
+    replace_status,
     status_of,
     task_doc,
     wait_phase,
@@ -98,18 +98,7 @@ def _crash_state(kubectl: Any, namespace: str, name: str, grant: str) -> None:
                 approvedBy=[{"user": "alice", "groups": []}],
             )
     status["phase"] = "Executing"
-    patch = [{"op": "replace", "path": "/status", "value": status}]
-    kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "agenttask",
-        name,
-        "--subresource=status",
-        "--type=json",
-        "-p",
-        json.dumps(patch),
-    )
+    replace_status(kubectl, namespace, name, status)
 
 
 def test_restart_with_a_step_left_executing(

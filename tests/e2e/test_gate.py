@@ -10,7 +10,7 @@ double of ``tests/fakes/llm.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,13 +24,16 @@ from bosun_tools.kube import KubeClient
 from tests.e2e.conftest import (
     Operator,
     apply,
+    condition,
     deployment,
     events,
     get,
     grant_doc,
+    replace_status,
     status_of,
     task_doc,
     wait_phase,
+    with_model,
 )
 from tests.fakes.llm import FakeLLM, call, text, tool_calls
 from tests.waiting import eventually
@@ -38,16 +41,6 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.cluster
 
 STATUS_WRITER_ROLE = "bosun-e2e-status-writer"
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-def with_model(factory: Callable[..., Operator], llm: FakeLLM, **env: str) -> Operator:
-    return factory(BOSUN_MODEL="openai/gpt-4.1-mini", BOSUN_API_BASE=llm.url, BOSUN_API_KEY="test", **env)
 
 
 def scale(namespace: str, replicas: int) -> dict[str, Any]:
@@ -248,21 +241,9 @@ def test_a_forged_status_runs_nothing(
         if record["mutating"]:
             record.update(state="Approved", grant="forged", args=proposal["steps"][0]["args"])
     status["phase"] = "Executing"
-    patch = [{"op": "replace", "path": "/status", "value": status}]
-    kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "agenttask",
-        "scale-web",
-        "--subresource=status",
-        "--type=json",
-        "-p",
-        json.dumps(patch),
-        user=status_writer,
-    )
+    replace_status(kubectl, namespace, "scale-web", status, status_writer)
     failed = wait_phase(kubectl, namespace, "scale-web", "Failed")
-    executed = next(c for c in failed["conditions"] if c["type"] == "Executed")
+    executed = condition(failed, "Executed")
     assert (executed["status"], executed["reason"]) == ("False", "NotApproved")
     assert "only grants approve" in executed["message"]
     assert replicas(kubectl, namespace) == 3
@@ -390,21 +371,9 @@ def test_a_status_edited_back_to_approved_cannot_replay_an_executed_proposal(
             for key in ("startedAt", "finishedAt", "output", "data"):
                 record.pop(key, None)
     done["phase"] = "Executing"
-    patch = [{"op": "replace", "path": "/status", "value": done}]
-    kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "agenttask",
-        "scale-web",
-        "--subresource=status",
-        "--type=json",
-        "-p",
-        json.dumps(patch),
-        user=status_writer,
-    )
+    replace_status(kubectl, namespace, "scale-web", done, status_writer)
     failed = wait_phase(kubectl, namespace, "scale-web", "Failed")
-    executed = next(c for c in failed["conditions"] if c["type"] == "Executed")
+    executed = condition(failed, "Executed")
     assert executed["reason"] == "NotApproved"
     assert replicas(kubectl, namespace) == 3
     assert reasons(kubectl, namespace, "scale-web").count("ToolStarted") == 1

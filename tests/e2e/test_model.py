@@ -4,32 +4,27 @@ a test double) over HTTP, so proposals with several steps, replanning and model 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Operator, apply, deployment, get, grant_doc, status_of, task_doc, wait_phase
+from tests.e2e.conftest import (
+    Operator,
+    apply,
+    deployment,
+    get,
+    grant_doc,
+    status_of,
+    task_doc,
+    wait_phase,
+    with_model,
+)
+from tests.e2e.conftest import scale_call as scale
 from tests.fakes.llm import FakeLLM, call, error, text, tool_calls
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-def with_model(factory: Callable[..., Operator], llm: FakeLLM, **env: str) -> Operator:
-    return factory(BOSUN_MODEL="openai/gpt-4.1-mini", BOSUN_API_BASE=llm.url, BOSUN_API_KEY="test", **env)
-
-
-def scale(namespace: str, name: str, replicas: int) -> dict[str, Any]:
-    return call(
-        "k8s_scale", {"kind": "deployment", "name": name, "namespace": namespace, "replicas": replicas}
-    )
 
 
 def test_subset_grant_runs_only_the_named_steps(

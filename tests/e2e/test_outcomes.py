@@ -6,31 +6,30 @@ through kubectl."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Operator, apply, deployment, get, grant_doc, task_doc, wait_phase
-from tests.e2e.test_model import with_model
+from tests.e2e.conftest import (
+    Operator,
+    apply,
+    condition,
+    deployment,
+    get,
+    grant_doc,
+    task_doc,
+    wait_phase,
+    with_model,
+)
 from tests.fakes.llm import FakeLLM, call, text, tool_calls
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
 def approve(kubectl: Any, namespace: str, task: str) -> None:
     plan_hash = wait_phase(kubectl, namespace, task, "AwaitingApproval")["proposal"]["hash"]
     apply(kubectl, namespace, grant_doc(f"{task}-ok", task, plan_hash), user="alice")
-
-
-def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next(c for c in status["conditions"] if c["type"] == kind)
 
 
 def test_an_applied_configmap_is_confirmed_before_the_task_succeeds(

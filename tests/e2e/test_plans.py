@@ -19,42 +19,24 @@ from tests.e2e.conftest import (
     USER_ROLE,
     Operator,
     apply,
+    condition,
     deployment,
     get,
     grant_doc,
     status_of,
     task_doc,
     wait_phase,
+    with_model,
 )
+from tests.e2e.conftest import scale_call as scale
 from tests.fakes.llm import FakeLLM, call, text, tool_calls
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-def with_model(factory: Callable[..., Operator], llm: FakeLLM, **env: str) -> Operator:
-    return factory(BOSUN_MODEL="openai/gpt-4.1-mini", BOSUN_API_BASE=llm.url, BOSUN_API_KEY="test", **env)
-
-
-def scale(namespace: str, name: str, replicas: int) -> dict[str, Any]:
-    return call(
-        "k8s_scale", {"kind": "deployment", "name": name, "namespace": namespace, "replicas": replicas}
-    )
-
-
 def satisfied(yes: bool, reason: str) -> dict[str, Any]:
     return text(json.dumps({"satisfied": yes, "reason": reason}))
-
-
-def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(c for c in status["conditions"] if c["type"] == kind)
-    return found
 
 
 def test_a_failed_step_stops_the_rest_and_the_replan_needs_a_new_approval(
