@@ -65,5 +65,5 @@ demo: cluster-up ## the main job end to end: a task proposes, is approved, execu
 	bash examples/demo.sh
 
 .PHONY: bench
-bench: cluster-up ## print speed and memory figures
+bench: cluster-up ## print speed, memory and failover figures (the failover drill takes about 9 minutes)
 	$(PY) python -m tests.bench

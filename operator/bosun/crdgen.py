@@ -136,7 +136,7 @@ def agenttask_crd() -> dict[str, Any]:
     return crd(
         kind="AgentTask",
         plural="agenttasks",
-        short_names=["agt", "task"],
+        short_names=["agt"],  # not "task": kubectl get task would clash with Tekton's Task
         description="A request to Bosun, the AI operations agent: it investigates with read-only tools, "
         "proposes exact mutating calls with dry-run diffs, waits for an ApprovalGrant (or the annotation "
         "approve=true) bound to that proposal, executes it as the requester, verifies and records the story.",

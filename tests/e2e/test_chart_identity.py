@@ -177,6 +177,23 @@ def test_the_operator_runs_on_the_charts_serviceaccount_token(
     lease = get(kubectl, namespace, "lease", f"{release.fullname}-operator")
     assert lease["spec"]["holderIdentity"], "the chart's Role lets the ServiceAccount hold its Lease"
     clean(operator.log)
+    # What else two replicas bring: a budget that keeps one, and probes on the health port.
+    budget = get(kubectl, namespace, "poddisruptionbudget", f"{release.fullname}-operator")
+    assert budget["spec"]["minAvailable"] == 1
+    pod = get(kubectl, namespace, "deployment", f"{release.fullname}-operator")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_the_chart_refuses_two_replicas_without_leader_election(cluster: Any) -> None:
+    proc = subprocess.run(
+        [str(cluster.bin_dir / "helm"), "template", "t", str(CHART), "--set", "operator.replicas=2",
+         "--set", "operator.leaderElection.enabled=false"],
+        env=cluster.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "operator.replicas > 1 needs leader election" in proc.stderr
 
 
 def test_an_exec_plugin_token_is_refreshed_when_it_expires(

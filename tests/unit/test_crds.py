@@ -47,7 +47,7 @@ def test_agenttask_shape() -> None:
     crd = crdgen.agenttask_crd()
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
-    assert crd["spec"]["names"]["shortNames"] == ["agt", "task"]
+    assert crd["spec"]["names"]["shortNames"] == ["agt"]
     assert crd["spec"]["names"]["categories"] == ["bosun"]
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Phase"] == ".status.phase"
