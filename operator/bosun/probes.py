@@ -47,6 +47,8 @@ from bosun_tools.kubernetes import _dig, _drain_plan, _pod_spec_path
 from bosun_tools.output import LAST_APPLIED, cap_text, redacted_marker
 from bosun_tools.registry import defaults_of
 from bosun_tools.rollouts import ROLLOUTS, current_step_index
+from bosun_tools.sealing import COMPARE_TOOL
+from bosun_tools.secrets import Placeholder
 
 from bosun.gateway import ToolCallOutcome
 
@@ -727,6 +729,46 @@ def _applied_judge(doc: dict[str, Any]) -> Callable[[dict[str, Any]], Verdict]:
     return judge
 
 
+def without_sealed(change: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A Secret change (manifest document or merge patch) without its sealed values, and the SHA-256
+    digest each placeholder carries, by data key: those are confirmed by ``sealed_probe``, by digest."""
+    rest, digests = dict(change), {}
+    for section in ("data", "stringData"):
+        values = change.get(section)
+        if not isinstance(values, dict):
+            continue
+        kept = {}
+        for key, value in values.items():
+            placeholder = Placeholder.parse(value) if isinstance(value, str) else None
+            if placeholder is None:
+                kept[key] = value
+            else:
+                digests[str(key)] = placeholder.digest
+        rest[section] = kept
+    return rest, digests
+
+
+def sealed_probe(what: str, name: str, namespace: str | None, digests: dict[str, str]) -> Probe:
+    """The live Secret holds the approved sealed values: the tool server compares digests, as the identity
+    that executed, and shows no value."""
+
+    def on_outcome(outcome: ToolCallOutcome) -> Verdict:
+        if not outcome.ok:
+            if _not_found(outcome):
+                return "failed", f"it does not exist ({outcome.error})"
+            return "unsure", f"comparing its sealed values failed: {outcome.error}"
+        states = (outcome.data or {}).get("keys") or {}
+        wrong = [
+            f"data.{key} {states.get(key, 'not compared')}" for key in digests if states.get(key) != "same"
+        ]
+        if wrong:
+            return "failed", f"{', '.join(wrong)} (compared by digest with the approved value)"
+        return "passed", f"the {len(digests)} sealed value(s) hold the approved digests"
+
+    args = {"namespace": namespace, "name": name, "digests": digests}
+    return Probe(f"{what} holds the sealed values", _reading(COMPARE_TOOL, args, on_outcome))
+
+
 def apply_probes(args: dict[str, Any], data: dict[str, Any] | None) -> list[Probe]:
     """Every document of the manifest exists and holds its fields; an applied workload also rolls out."""
     try:
@@ -756,6 +798,10 @@ def apply_probes(args: dict[str, Any], data: dict[str, Any] | None) -> list[Prob
         kind, name = str(doc["kind"]), str(meta["name"])
         namespace = placed.get((kind, name), meta.get("namespace") or args.get("namespace"))
         what = f"{kind.lower()} {_where(name, namespace)}"
+        if is_secret(doc):
+            doc, digests = without_sealed(doc)
+            if digests:
+                probes.append(sealed_probe(what, name, namespace, digests))
         probes.append(
             _object_probe(
                 f"{what} holds the applied fields", _manifest_kind(doc), name, namespace, _applied_judge(doc)

@@ -21,6 +21,7 @@ from typing import Any
 
 from bosun_tools.kube import Identity, KubeError
 from bosun_tools.registry import is_registered, safety_of
+from bosun_tools.sealing import CLEANUP_TOOL, TaskRef
 
 from bosun import identity as ids
 from bosun.approval import (
@@ -401,6 +402,8 @@ def _planning_context(task: Task, execution: ExecutionChoice) -> PlanningContext
         executor=execution.identity if execution.service_account else None,
         model_calls_left=max(0, task.spec.max_iterations * MODEL_CALLS_PER_ITERATION - status.usage.calls),
         cluster_scope=task.cluster_scope,
+        task_name=task.name,
+        task_uid=task.uid,
     )
 
 
@@ -543,13 +546,18 @@ async def _replay(task: Task, acting: Identity) -> PlanResult:
         )
         if problem is not None:
             return PlanResult("failed", problem, error=f"cannot replay: {problem}")
-        preview = await task.deps.gateway.call(call.tool, call.args, identity=acting, preview=True)
+        preview = await task.deps.gateway.call(
+            call.tool,
+            call.args,
+            identity=acting,
+            preview=True,
+            task=TaskRef(task.namespace, task.name, task.uid),
+        )
         if not preview.ok:
             error = f"cannot replay {call.tool}: the dry-run failed: {preview.error}"
             return PlanResult("failed", error, error=error)
-        previewed.append(
-            PlannedCall(call.id, call.tool, call.args, call.rationale, preview.text, preview.diff)
-        )
+        args = preview.sealed_args or call.args
+        previewed.append(PlannedCall(call.id, call.tool, args, call.rationale, preview.text, preview.diff))
     return PlanResult(
         "proposal", f"Replay of the {len(calls)} executed mutation(s) of task {name}.", previewed
     )
@@ -1015,6 +1023,7 @@ async def reconcile_task(body: dict[str, Any], deps: Deps) -> float | None:
         task.status = skip_remaining(task.status, "cancelled", deps.now())
         await task.move("Cancelled", "Cancelled", "cancelled by annotation cancel=true", "Warning")
         await _close_grants(task)
+        await _release_sealed(task)
         return await _finished(task)
     if status.phase in (None, "Pending") and not await _start(task):
         return await _finished(task)
@@ -1047,7 +1056,32 @@ async def reconcile_task(body: dict[str, Any], deps: Deps) -> float | None:
         await task.write()
         return deps.config.sweep_seconds
     await _close_grants(task)
+    await _release_sealed(task)
     return await _finished(task)
+
+
+async def _release_sealed(task: Task) -> None:
+    """Delete the Secrets holding the task's sealed values once it is finished (what was approved ran, or
+    never will), as the identity that sealed them. When that fails they stay, owned by the task, until the
+    task is deleted; an Event says so."""
+    if task.requester_ref is None:
+        return
+    execution = await _execution(task)
+    identity = execution.identity if execution.problem is None else task.requester
+    try:
+        outcome = await task.deps.gateway.call(
+            CLEANUP_TOOL, {"namespace": task.namespace, "task_uid": task.uid}, identity=identity
+        )
+        why = None if outcome.ok else (outcome.error or outcome.text)
+    except ToolServerUnavailable as exc:
+        why = str(exc)
+    if why is not None:
+        await task.emit(
+            "Warning",
+            "SealedValuesKept",
+            f"the Secrets holding this task's sealed values were not deleted ({why}); they are deleted "
+            "with the task",
+        )
 
 
 async def _tool_server_back(task: Task) -> None:

@@ -21,6 +21,7 @@ from bosun_tools.secrets import Placeholder
 
 from tests.e2e.conftest import Operator, apply, get, grant_doc, task_doc, wait_phase
 from tests.fakes.llm import FakeLLM, call, text, tool_calls
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -107,9 +108,12 @@ def test_a_rotated_password_is_proposed_sealed_runs_exactly_and_is_shown_nowhere
             assert form not in recorded, f"the new password ({form}) shows up in the {where}"
     for number, request in enumerate(llm.requests[1:], start=2):
         assert NEW_PASSWORD not in json.dumps(request), f"model request {number} carries the password back"
-    # Holding Secrets left (the operator removes them when the task ends) are the task's, never orphans.
-    left = json.loads(
-        kubectl("-n", namespace, "get", "secrets", "-l", f"{SEALED_FOR}={uid}", "-o", "json").stdout
+    # The operator deletes the holding Secrets once the task has finished (after its last status write).
+    eventually(
+        "the holding Secrets to be deleted",
+        lambda: (
+            not json.loads(
+                kubectl("-n", namespace, "get", "secrets", "-l", f"{SEALED_FOR}={uid}", "-o", "json").stdout
+            )["items"]
+        ),
     )
-    for item in left["items"]:
-        assert [o["uid"] for o in item["metadata"]["ownerReferences"]] == [uid]

@@ -193,13 +193,21 @@ def unreachable_kube() -> KubeClient:
 async def test_a_stand_in_is_never_accepted_as_a_value(value: str) -> None:
     args = {"kind": "secret", "name": "db", "patch": {"stringData": {"password": value}}}
     with pytest.raises(ToolError, match=r"patch\.stringData\.password"):
-        await CallSecrets().resolve(args, unreachable_kube(), "alice")
+        await CallSecrets().resolve(args, unreachable_kube(), "alice", None)
+
+
+async def test_a_call_for_a_task_resolves_only_sealed_values_of_the_tasks_namespace() -> None:
+    elsewhere = str(Placeholder(DIGEST, "other", "bosun-sealed-abc", DIGEST[:20]))
+    args = {"kind": "secret", "name": "db", "patch": {"stringData": {"password": elsewhere}}}
+    refusal = r"held in namespace other; the sealed values of task rotate are held in its namespace shop"
+    with pytest.raises(ToolError, match=refusal):
+        await CallSecrets().resolve(args, unreachable_kube(), "alice", TASK)
 
 
 async def test_a_preview_with_secret_values_but_no_task_seals_nothing_and_says_why() -> None:
     secrets = CallSecrets()
     args = {"kind": "secret", "name": "db", "patch": {"stringData": {"password": PASSWORD}}}
-    assert await secrets.resolve(args, unreachable_kube(), "alice") == args
+    assert await secrets.resolve(args, unreachable_kube(), "alice", None) == args
     with pytest.raises(
         ToolError, match=r"k8s_patch would write secret values \(patch\.stringData\.password\)"
     ):

@@ -127,9 +127,12 @@ class CallSecrets:
             }
         )
 
-    async def resolve(self, args: Mapping[str, Any], kube: KubeClient, who: str) -> dict[str, Any]:
+    async def resolve(
+        self, args: Mapping[str, Any], kube: KubeClient, who: str, task: TaskRef | None
+    ) -> dict[str, Any]:
         """The arguments with each placeholder replaced by its value, read from its holding Secret as the
-        caller and checked against its digest; refuses redaction markers and malformed placeholders."""
+        caller and checked against its digest; refuses redaction markers and malformed placeholders, and,
+        for a call made for ``task``, placeholders of another namespace than the task's."""
         self._args = dict(args)
         wanted: dict[Path, tuple[Leaf, Placeholder]] = {}
         for leaf in leaves(args):
@@ -145,6 +148,12 @@ class CallSecrets:
                 raise ToolError(
                     f"{leaf.where} looks like a sealed value but is not exactly one ({PLACEHOLDER_FORM}); a "
                     "sealed value stands for a whole field and is written by Bosun, never by hand"
+                )
+            if task is not None and placeholder.namespace != task.namespace:
+                raise ToolError(
+                    f"{leaf.where} names a sealed value held in namespace {placeholder.namespace}; the "
+                    f"sealed values of task {task.name} are held in its namespace {task.namespace}, so "
+                    "nothing ran"
                 )
             wanted[leaf.path] = (leaf, placeholder)
         if not wanted:
@@ -346,7 +355,7 @@ async def run_sealed(
 ) -> ToolOutput:
     """Run a tool with its placeholders resolved; when ``sealing`` (a mutating call in preview), seal its
     secret values for ``seal_for`` afterwards and return the sealed arguments with the (scrubbed) output."""
-    real = await secrets.resolve(kwargs, kube, who)
+    real = await secrets.resolve(kwargs, kube, who, seal_for)
     out = await fn(**real)
     sealed = await secrets.seal(tool, kube, seal_for, who) if sealing else None
     out = secrets.scrub_output(out)
