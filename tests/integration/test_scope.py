@@ -115,7 +115,9 @@ async def test_two_kinds_differing_only_in_scope_are_decided_by_discovery(
         await gateway.scope_error("k8s_apply", {"manifest": widget, "namespace": namespace}, targets) is None
     )
 
-    delete = {"kind": "gadget", "name": "g1", "namespace": namespace}
+    # The qualified name: a bare "gadget" may also name another group's Gadget (test_cluster.py leaves
+    # one behind), and then discovery rightly decides for that one.
+    delete = {"kind": f"gadgets.{custom_group}", "name": "g1", "namespace": namespace}
     assert "is cluster-scoped" in (await gateway.scope_error("k8s_delete", delete, targets) or "")
     assert await gateway.scope_error("k8s_list", {"kind": f"gadgets.{custom_group}"}, targets) is None
     every = await gateway.scope_error("k8s_list", {"kind": f"widgets.{custom_group}"}, targets)

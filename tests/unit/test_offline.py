@@ -91,6 +91,19 @@ UNDERSTOOD: list[tuple[str, str, dict[str, Any]]] = [
         {"job": ["team", "deploy"], "parameters": {"ENV": "prod", "TAG": "v1 2"}},
     ),
     ("trigger the nightly job", "jenkins_trigger_build", {"job": ["nightly"]}),
+    # Cluster-scoped: proposed only with cluster-scope consent (the gateway's scope check decides).
+    (
+        "create namespace limits-test",
+        "k8s_apply",
+        {"manifest": '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "limits-test"}}'},
+    ),
+    (
+        "please create a new namespace called team-b",
+        "k8s_apply",
+        {"manifest": '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}}'},
+    ),
+    ("cordon node kwok-node-0", "k8s_cordon", {"name": "kwok-node-0"}),
+    ("uncordon kwok-node-0", "k8s_uncordon", {"name": "kwok-node-0"}),
 ]
 
 NOT_UNDERSTOOD = [

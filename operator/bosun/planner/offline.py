@@ -1,14 +1,17 @@
 """The planner used when no model is configured: common operations from plain phrasing, no API key needed.
 
-It understands a fixed set of sentences (scale, restart, roll back/undo, list/get/describe, logs, promote or
-abort a rollout, trigger a Jenkins job) and says plainly when a request is beyond it, naming how to
-configure a model. It goes through the same gateway checks as the model path: arguments validated against
-the tool's schema, the namespace scope, and a dry-run preview for every proposed change, which is proposed
-with its secret values sealed (a Jenkins password parameter named in the request) and never otherwise.
+It understands a fixed set of sentences (scale, restart, roll back/undo, list/get/describe, logs, promote
+or abort a rollout, trigger a Jenkins job, and the cluster-scoped "create namespace X" and
+"cordon/uncordon node Y", proposed only under the same cluster-scope consent as a model's calls) and says
+plainly when a request is beyond it, naming how to configure a model. It goes through the same gateway
+checks as the model path: arguments validated against the tool's schema, the namespace scope, and a
+dry-run preview for every proposed change, which is proposed with its secret values sealed (a Jenkins
+password parameter named in the request) and never otherwise.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +24,8 @@ from bosun.planner.types import InvestigationRecord, PlannedCall, PlanningContex
 
 NEEDS_MODEL = (
     "This request needs a model: without one, Bosun understands only scale, restart, roll back/undo, "
-    "list/get/describe, logs, promote/abort a rollout and trigger a Jenkins job, phrased like "
+    "list/get/describe, logs, promote/abort a rollout, trigger a Jenkins job and (with cluster-scope "
+    "consent) create a namespace or cordon/uncordon a node, phrased like "
     '"scale deployment web in shop to 5" or "list pods in shop". To use a model, set BOSUN_MODEL '
     "(e.g. openai/gpt-4.1) and the provider's API key (e.g. OPENAI_API_KEY) in the operator's environment, "
     "or BOSUN_API_BASE for a local OpenAI-compatible server."
@@ -115,16 +119,47 @@ def _jenkins(text: str) -> Intent | None:
 def parse(request: str, default_namespace: str) -> Intent | None:
     """The intent of a plain-language request, or None when it is not one the offline planner knows."""
     text = " ".join(request.strip().rstrip(".!?").split())
-    jenkins = _jenkins(text)
-    if jenkins is not None:
-        return jenkins
+    for whole in (_jenkins, _create_namespace):
+        intent = whole(text)
+        if intent is not None:
+            return intent
     text, namespace = _split_namespace(text)
     ns = namespace or default_namespace
-    for matcher in (_scale, _restart, _undo, _logs, _rollout, _list, _get):
+    for matcher in (_scale, _restart, _undo, _logs, _rollout, _cordon, _list, _get):
         intent = matcher(text, ns)
         if intent is not None:
             return intent
     return None
+
+
+def _create_namespace(text: str) -> Intent | None:
+    """Creating a namespace is a cluster-scoped change: proposed only for a task with cluster-scope
+    consent whose targetNamespaces name it (the gateway's scope check says so otherwise)."""
+    match = re.match(
+        _POLITE + r"(?:create|make|add)\s+(?:a\s+)?(?:new\s+)?(?:namespace|ns)\s+"
+        rf"(?:called\s+|named\s+)?(?P<name>{_NAME})$",
+        text,
+        re.IGNORECASE,
+    )
+    if not match:
+        return None
+    name = match.group("name").lower()
+    manifest = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return Intent("k8s_apply", {"manifest": manifest}, f"create namespace {name}")
+
+
+def _cordon(text: str, ns: str) -> Intent | None:
+    """Cordoning a node ("cordon node Y", "uncordon node Y") is cluster-scoped: only with consent."""
+    match = re.match(
+        _POLITE + rf"(?P<verb>cordon|uncordon)\s+(?:the\s+)?(?:node\s+)?(?P<name>{_NAME})(?:\s+node)?$",
+        text,
+        re.IGNORECASE,
+    )
+    if not match:
+        return None
+    verb, name = match.group("verb").lower(), match.group("name").lower()
+    described = "mark node {name} unschedulable" if verb == "cordon" else "mark node {name} schedulable"
+    return Intent(f"k8s_{verb}", {"name": name}, described.format(name=name))
 
 
 def _scale(text: str, ns: str) -> Intent | None:
