@@ -87,7 +87,10 @@ log = logging.getLogger("bosun")
 
 CANCEL_ANNOTATION = "cancel"
 GRANT_SEEN = f"{GROUP}/grant-seen"
-TRUE_VALUES = frozenset({"true", "yes", "1", "approve", "approved"})
+APPROVE_VALUES = frozenset({"true", "yes", "1", "approve", "approved"})
+"""What ``approve=`` may say to approve."""
+CANCEL_VALUES = frozenset({"true", "yes", "1"})
+"""What ``cancel=`` may say to cancel (``cancel=approved`` does not cancel)."""
 
 
 @dataclass
@@ -589,7 +592,7 @@ async def _take_annotation_approval(task: Task) -> None:
     why: str | None = None
     if approver is None:
         why = "the annotating user was not stamped at admission (install crds/identity-policy.yaml)"
-    elif approval.value.lower() not in TRUE_VALUES:
+    elif approval.value.lower() not in APPROVE_VALUES:
         why = f"approve={approval.value} is not true"
     elif not approval.plan_hash:
         why = (
@@ -1019,7 +1022,7 @@ async def reconcile_task(body: dict[str, Any], deps: Deps) -> float | None:
     await task.post_pending()
     if is_final(status):
         return await _finished(task)
-    if task.annotations.get(CANCEL_ANNOTATION, "").lower() in TRUE_VALUES:
+    if task.annotations.get(CANCEL_ANNOTATION, "").lower() in CANCEL_VALUES:
         task.status = skip_remaining(task.status, "cancelled", deps.now())
         await task.move("Cancelled", "Cancelled", "cancelled by annotation cancel=true", "Warning")
         await _close_grants(task)
