@@ -188,22 +188,25 @@ class LeaderElector:
             "metadata": {"name": self.settings.name, "namespace": self.settings.namespace},
             "spec": record.spec(),
         }
-        sent = self._clock()
-        try:
-            await self.kube.request("POST", self.path.rsplit("/", 1)[0], json=lease, timeout=timeout)
-        except KubeError as exc:
-            if exc.status == 409:
-                return False
-            raise
-        self._took(record, sent)
-        return True
+        return await self._send("POST", self.path.rsplit("/", 1)[0], lease, record, timeout)
 
     async def _write(self, body: dict[str, Any], record: LeaseRecord, timeout: float) -> bool:  # noqa: ASYNC109
         """PUT with the resourceVersion just read: the API server refuses it if anyone wrote meanwhile."""
         lease = {**body, "spec": {**(body.get("spec") or {}), **record.spec()}}
+        return await self._send("PUT", self.path, lease, record, timeout)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        lease: dict[str, Any],
+        record: LeaseRecord,
+        timeout: float,  # noqa: ASYNC109
+    ) -> bool:
+        """One write of the Lease; False when another writer got there first (409)."""
         sent = self._clock()
         try:
-            await self.kube.request("PUT", self.path, json=lease, timeout=timeout)
+            await self.kube.request(method, path, json=lease, timeout=timeout)
         except KubeError as exc:
             if exc.status == 409:
                 return False
