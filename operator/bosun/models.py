@@ -245,7 +245,10 @@ class Proposal(_Model):
 class StepRecord(_Model):
     """One call in the task's history: investigations (read-only, run at once) and approved mutations."""
 
-    id: str = Field(max_length=80, description="r<revision>-<step id> for proposed steps, r<rev>-i<n> else.")
+    id: str = Field(
+        max_length=80,
+        description="r<revision>-<step id> for proposed steps, p<iteration>-i<n> for planning reads.",
+    )
     revision: int = Field(ge=0, description="Proposal revision (or planning round) the call belongs to.")
     step_id: str | None = Field(default=None, max_length=63, description="Proposal step id, if proposed.")
     tool: str = Field(max_length=100, description="Tool name.")
