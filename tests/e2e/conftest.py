@@ -249,3 +249,24 @@ def replace_status(
         json.dumps(patch),
         user=user,
     )
+
+
+def stuck_deployment(kubectl: Any, namespace: str) -> None:
+    """web whose pods can never be scheduled, so verification of any scale fails and the task replans."""
+    doc = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "nodeSelector": {"disk": "ssd"},
+                    "containers": [{"name": "web", "image": "registry.example/web:1.0"}],
+                },
+            },
+        },
+    }
+    apply(kubectl, namespace, doc)

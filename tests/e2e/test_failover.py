@@ -424,7 +424,11 @@ async def test_a_blocked_event_loop_cannot_keep_acting(kube: KubeClient, namespa
     leader = elector(kube, namespace, on_lost)
     await leader.acquire()
     keeping = asyncio.create_task(leader.keep())
-    await asyncio.sleep(0)  # let keep() start its watchdog
+
+    async def watching() -> bool:
+        return leader._watchdog is not None and leader._watchdog.is_alive()
+
+    await eventually_async("keep() to start its watchdog", watching)
     blocked = time.monotonic()
     assert noticed.wait(timeout=30), "the watchdog never fired"  # blocks the event loop, on purpose
     assert time.monotonic() - blocked <= leader.settings.renew_deadline + 1

@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     grant_doc,
     replace_status,
     status_of,
+    stuck_deployment,
     task_doc,
     wait_phase,
     with_model,
@@ -52,27 +53,6 @@ def scale(namespace: str, replicas: int) -> dict[str, Any]:
 def replicas(kubectl: Any, namespace: str) -> int:
     value: int = get(kubectl, namespace, "deployment", "web")["spec"]["replicas"]
     return value
-
-
-def stuck_deployment(kubectl: Any, namespace: str) -> None:
-    """web whose pods can never be scheduled, so verification of any scale fails and the task replans."""
-    doc = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {
-                    "nodeSelector": {"disk": "ssd"},
-                    "containers": [{"name": "web", "image": "registry.example/web:1.0"}],
-                },
-            },
-        },
-    }
-    apply(kubectl, namespace, doc)
 
 
 def decided_reason(kubectl: Any, namespace: str, grant: str) -> str:

@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     get,
     grant_doc,
     status_of,
+    stuck_deployment,
     task_doc,
     wait_phase,
     with_model,
@@ -58,23 +59,7 @@ def test_diagnose_then_fix_over_two_iterations(
 ) -> None:
     """Iteration 1's change does not make web available (its pods cannot be scheduled), verification
     fails, the task replans; the fix is a new proposal with a new hash the first grant cannot approve."""
-    stuck = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {
-                    "nodeSelector": {"disk": "ssd"},
-                    "containers": [{"name": "web", "image": "registry.example/web:1.0"}],
-                },
-            },
-        },
-    }
-    apply(kubectl, namespace, stuck)
+    stuck_deployment(kubectl, namespace)
     fix = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
     llm.script(
         tool_calls(scale(namespace, "web", 2)),
