@@ -91,9 +91,8 @@ class Kubectl(Protocol):
     ) -> subprocess.CompletedProcess[str]: ...
 
 
-@pytest.fixture(scope="session")
-def kubectl(cluster: ClusterAccess) -> Kubectl:
-    """Run the real kubectl as the admin, or as one of the ordinary users with ``user=``."""
+def kubectl_for(cluster: ClusterAccess) -> Kubectl:
+    """The real kubectl of ``cluster``, as the admin, or as one of the ordinary users with ``user=``."""
 
     def run(
         *args: str, user: str | None = None, input: str | None = None, check: bool = True
@@ -116,6 +115,12 @@ def kubectl(cluster: ClusterAccess) -> Kubectl:
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: ClusterAccess) -> Kubectl:
+    """Run the real kubectl as the admin, or as one of the ordinary users with ``user=``."""
+    return kubectl_for(cluster)
 
 
 @pytest.fixture

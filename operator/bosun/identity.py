@@ -226,6 +226,27 @@ def admission_policies() -> list[dict[str, Any]]:
     ]
 
 
+POLICY_API_VERSIONS = ("v1", "v1beta1", "v1alpha1")
+"""admissionregistration.k8s.io versions of MutatingAdmissionPolicy, newest first: v1 from Kubernetes 1.36;
+v1beta1 (1.34, 1.35) and v1alpha1 (1.32, 1.33) only behind the MutatingAdmissionPolicy feature gate and
+``--runtime-config``. The fields Bosun uses are the same in all three."""
+
+NO_POLICY_API = (
+    "this cluster serves no MutatingAdmissionPolicy API (admissionregistration.k8s.io v1, v1beta1 or "
+    "v1alpha1), so nothing can stamp who asked or approved: upgrade to Kubernetes 1.36, or start "
+    "kube-apiserver with --feature-gates=MutatingAdmissionPolicy=true and "
+    "--runtime-config=admissionregistration.k8s.io/v1beta1=true (1.34, 1.35) or .../v1alpha1=true "
+    "(1.32, 1.33)"
+)
+
+
+def policy_api_version(served: Iterable[str]) -> str | None:
+    """The version to read the identity policies through: the newest of ``served`` (the versions discovery
+    lists for mutatingadmissionpolicies), or None when the cluster serves the API in none of them."""
+    available = set(served)
+    return next((version for version in POLICY_API_VERSIONS if version in available), None)
+
+
 def policy_names() -> list[str]:
     return [
         doc["metadata"]["name"] for doc in admission_policies() if doc["kind"] == "MutatingAdmissionPolicy"

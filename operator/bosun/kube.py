@@ -224,12 +224,22 @@ class Store:
         return Identity(info.get("username", ""), tuple(info.get("groups", [])))
 
     async def missing_policies(self) -> list[str]:
-        """Identity policies not installed (empty: annotations stamped at admission can be trusted)."""
+        """Identity policies not installed (empty: annotations stamped at admission can be trusted). They
+        are read through the newest version of the API the cluster serves; none served is itself missing."""
+        served = {
+            info.version
+            for info in await self.kube.resources()
+            if info.group == "admissionregistration.k8s.io" and info.plural == "mutatingadmissionpolicies"
+        }
+        version = identity.policy_api_version(served)
+        if version is None:
+            return [identity.NO_POLICY_API]
         missing = []
+        api = f"/apis/admissionregistration.k8s.io/{version}"
         for name in identity.policy_names():
             for kind in ("mutatingadmissionpolicies", "mutatingadmissionpolicybindings"):
                 try:
-                    await self.kube.request("GET", f"/apis/admissionregistration.k8s.io/v1/{kind}/{name}")
+                    await self.kube.request("GET", f"{api}/{kind}/{name}")
                 except KubeError as exc:
                     if exc.status in (403, 404):
                         missing.append(f"{kind}/{name}")

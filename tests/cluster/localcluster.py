@@ -237,7 +237,11 @@ def free_port() -> int:
 
 
 def wait_for(
-    what: str, check: Callable[[], bool], timeout: float, procs: dict[str, subprocess.Popen[bytes]]
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    procs: dict[str, subprocess.Popen[bytes]],
+    log_dir: Path = STATE_DIR / "logs",
 ) -> None:
     """Poll ``check`` until it holds; fail early with the log hint if a started process died."""
     deadline = time.monotonic() + timeout
@@ -247,14 +251,14 @@ def wait_for(
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"{name} exited with code {proc.returncode} while waiting for {what}; "
-                    f"see {STATE_DIR / 'logs' / (name + '.log')}"
+                    f"see {log_dir / (name + '.log')}"
                 )
         with contextlib.suppress(Exception):
             if check():
                 return
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; logs are in {STATE_DIR / 'logs'}")
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; logs are in {log_dir}")
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
@@ -267,8 +271,8 @@ def _etcd_healthy(url: str) -> bool:
         return bool(json.loads(resp.read()).get("health") == "true")
 
 
-def _data_dir() -> Path:
-    tag = hashlib.sha256(str(STATE_DIR).encode()).hexdigest()[:10]
+def _data_dir(state_dir: Path) -> Path:
+    tag = hashlib.sha256(str(state_dir).encode()).hexdigest()[:10]
     return Path("/dev/shm") / f"bosun-etcd-{tag}"
 
 
@@ -352,13 +356,13 @@ def _node_manifest(name: str) -> dict[str, object]:
 # --- state -----------------------------------------------------------------------------------------
 
 
-def load_state() -> Cluster | None:
-    state = STATE_DIR / "state.json"
+def load_state(state_dir: Path = STATE_DIR) -> Cluster | None:
+    state = state_dir / "state.json"
     if not state.exists():
         return None
     raw = json.loads(state.read_text())
     return Cluster(
-        STATE_DIR, Path(raw["bin_dir"]), raw["server"], {k: int(v) for k, v in raw["pids"].items()}
+        state_dir, Path(raw["bin_dir"]), raw["server"], {k: int(v) for k, v in raw["pids"].items()}
     )
 
 
@@ -375,56 +379,79 @@ def _binary_of(component: str) -> str:
     return {"etcd": "etcd", "kwok": "kwok"}.get(component, component)
 
 
-def running() -> Cluster | None:
-    """The cluster recorded in ``.cluster/`` if all of its processes live and the API server is ready."""
-    cluster = load_state()
+def running(state_dir: Path = STATE_DIR) -> Cluster | None:
+    """The cluster recorded in ``state_dir`` if all of its processes live and the API server is ready."""
+    cluster = load_state(state_dir)
     if cluster is None or not cluster.pids:
         return None
     if not all(_alive(pid, _binary_of(name)) for name, pid in cluster.pids.items()):
         return None
-    ctx = ssl.create_default_context(cafile=str(STATE_DIR / "pki" / "ca.crt"))
+    ctx = ssl.create_default_context(cafile=str(state_dir / "pki" / "ca.crt"))
     try:
         return cluster if _http_ok(cluster.server + "/readyz", ctx) else None
     except OSError:
         return None
 
 
-def up(quiet: bool = False) -> Cluster:
-    """Start the cluster unless it is already up; returns it either way."""
+@dataclass(frozen=True)
+class Emulation:
+    """An older Kubernetes played by the same binaries (KEP-4330 compatibility versions): the API server
+    and the controller manager serve the APIs and feature defaults of ``version``, with ``feature_gates``
+    and ``runtime_config`` set as an administrator of such a cluster would set them."""
+
+    version: str
+    feature_gates: tuple[str, ...] = ()
+    runtime_config: tuple[str, ...] = ()
+
+    def flags(self) -> list[str]:
+        flags = [f"--emulated-version={self.version}"]
+        if self.feature_gates:
+            flags.append(f"--feature-gates={','.join(self.feature_gates)}")
+        return flags
+
+    def apiserver_flags(self) -> list[str]:
+        flags = [*self.flags(), "--emulation-forward-compatible=true"]
+        if self.runtime_config:
+            flags.append(f"--runtime-config={','.join(self.runtime_config)}")
+        return flags
+
+
+def up(quiet: bool = False, state_dir: Path = STATE_DIR, emulation: Emulation | None = None) -> Cluster:
+    """Start the cluster kept in ``state_dir`` unless it is already up; returns it either way."""
     say: Callable[[str], None] = (lambda _m: None) if quiet else (lambda m: print(m, flush=True))
-    existing = running()
+    existing = running(state_dir)
     if existing is not None:
         say(f"cluster already up at {existing.server} (kubeconfig {existing.kubeconfig})")
         return existing
-    if load_state() is not None:
-        down(quiet=True)
+    if load_state(state_dir) is not None:
+        down(quiet=True, state_dir=state_dir)
 
     t0 = time.monotonic()
     bin_dir = build_binaries()
     t_build = time.monotonic() - t0
-    pki = STATE_DIR / "pki"
-    logs = STATE_DIR / "logs"
+    pki = state_dir / "pki"
+    logs = state_dir / "logs"
     shutil.rmtree(pki, ignore_errors=True)
     logs.mkdir(parents=True, exist_ok=True)
     make_pki(pki)
 
     etcd_port, etcd_peer, api_port, kwok_port = free_port(), free_port(), free_port(), free_port()
     server = f"https://127.0.0.1:{api_port}"
-    cluster = Cluster(STATE_DIR, bin_dir, server)
+    cluster = Cluster(state_dir, bin_dir, server)
     write_kubeconfig(cluster.kubeconfig, server, pki, "admin", "bosun-admin")
     for user in USERS:
         write_kubeconfig(cluster.user_kubeconfig(user), server, pki, user, user)
     for internal in ("kcm", "scheduler", "kwok"):
         write_kubeconfig(pki / f"{internal}.kubeconfig", server, pki, internal, internal)
 
-    data = _data_dir()
+    data = _data_dir(state_dir)
     shutil.rmtree(data, ignore_errors=True)
     etcd_url = f"http://127.0.0.1:{etcd_port}"
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def record() -> None:
         cluster.pids = {name: p.pid for name, p in procs.items()}
-        (STATE_DIR / "state.json").write_text(
+        (state_dir / "state.json").write_text(
             json.dumps(
                 {"bin_dir": str(bin_dir), "server": server, "pids": cluster.pids, "etcd_data": str(data)}
             )
@@ -450,7 +477,7 @@ def up(quiet: bool = False) -> Cluster:
             logs,
         )
         record()
-        wait_for("etcd /health", lambda: _etcd_healthy(etcd_url), 30, procs)
+        wait_for("etcd /health", lambda: _etcd_healthy(etcd_url), 30, procs, logs)
         procs["kube-apiserver"] = _start(
             "kube-apiserver",
             [
@@ -475,12 +502,13 @@ def up(quiet: bool = False) -> Cluster:
                 f"--kubelet-client-key={pki / 'admin.key'}",
                 f"--kubelet-certificate-authority={pki / 'ca.crt'}",
                 "--kubelet-preferred-address-types=InternalIP",
+                *(emulation.apiserver_flags() if emulation else []),
             ],
             logs,
         )
         record()
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-        wait_for("kube-apiserver /readyz", lambda: _http_ok(server + "/readyz", ctx), 60, procs)
+        wait_for("kube-apiserver /readyz", lambda: _http_ok(server + "/readyz", ctx), 60, procs, logs)
         t_ready = time.monotonic() - t_start
         for component in ("kcm", "scheduler"):
             name = "kube-controller-manager" if component == "kcm" else "kube-scheduler"
@@ -502,6 +530,7 @@ def up(quiet: bool = False) -> Cluster:
                     f"--cluster-signing-cert-file={pki / 'ca.crt'}",
                     f"--cluster-signing-key-file={pki / 'ca.key'}",
                     "--controllers=*,-bootstrapsigner,-tokencleaner",
+                    *(emulation.flags() if emulation else []),
                 ]
             procs[name] = _start(name, argv, logs)
         record()
@@ -510,7 +539,7 @@ def up(quiet: bool = False) -> Cluster:
             [
                 str(bin_dir / "kwok"),
                 f"--kubeconfig={pki / 'kwok.kubeconfig'}",
-                f"--config={_kwok_config(bin_dir, STATE_DIR)}",
+                f"--config={_kwok_config(bin_dir, state_dir)}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.0.1.0/24",
@@ -541,15 +570,17 @@ def up(quiet: bool = False) -> Cluster:
             ),
             60,
             procs,
+            logs,
         )
         wait_for(
             "the default ServiceAccount",
             lambda: bool(kubectl(cluster, "get", "serviceaccount", "default", "-o", "name")),
             60,
             procs,
+            logs,
         )
     except BaseException:
-        down(quiet=True)
+        down(quiet=True, state_dir=state_dir)
         raise
     total = time.monotonic() - t0
     say(
@@ -571,9 +602,9 @@ def _wait_gone(pid: int, binary: str, timeout: float) -> bool:
     return not _alive(pid, binary)
 
 
-def down(quiet: bool = False) -> None:
+def down(quiet: bool = False, state_dir: Path = STATE_DIR) -> None:
     """Stop exactly the processes ``up`` recorded (newest first) and remove etcd's data."""
-    state_file = STATE_DIR / "state.json"
+    state_file = state_dir / "state.json"
     if not state_file.exists():
         if not quiet:
             print("cluster is not running (no .cluster/state.json)")
@@ -590,14 +621,14 @@ def down(quiet: bool = False) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(pid), signal.SIGKILL)
             _wait_gone(int(pid), binary, 5)
-    shutil.rmtree(raw.get("etcd_data", _data_dir()), ignore_errors=True)
+    shutil.rmtree(raw.get("etcd_data", _data_dir(state_dir)), ignore_errors=True)
     for leftover in ("state.json", "kwok-config.yaml", "pod.log"):
-        (STATE_DIR / leftover).unlink(missing_ok=True)
+        (state_dir / leftover).unlink(missing_ok=True)
     for leftover_dir in ("pki", "users", "exec"):
-        shutil.rmtree(STATE_DIR / leftover_dir, ignore_errors=True)
-    (STATE_DIR / "kubeconfig").unlink(missing_ok=True)
+        shutil.rmtree(state_dir / leftover_dir, ignore_errors=True)
+    (state_dir / "kubeconfig").unlink(missing_ok=True)
     if not quiet:
-        print(f"cluster stopped in {time.monotonic() - t0:.1f}s; logs kept in {STATE_DIR / 'logs'}")
+        print(f"cluster stopped in {time.monotonic() - t0:.1f}s; logs kept in {state_dir / 'logs'}")
 
 
 def rss_mib(pid: int) -> float:

@@ -31,6 +31,11 @@ def bosun_installed(cluster: Any, kubectl: Any) -> None:
     """CRDs and identity policies from ``crds/`` (what `make operator` applies), plus a role to use them."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     crds_established(kubectl, "agenttasks.bosun.dev", "approvalgrants.bosun.dev")
+    apply_user_role(kubectl)
+
+
+def apply_user_role(kubectl: Any) -> None:
+    """The ClusterRole the ``users`` fixture binds: using AgentTasks and ApprovalGrants, nothing else."""
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
@@ -55,12 +60,17 @@ class Operator:
     log: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self) -> Operator:
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process and return at once (``start`` also waits until kopf watches)."""
         with self.log.open("ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bosun"], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         self.procs.append(proc)
+        return proc
+
+    def start(self) -> Operator:
+        proc = self.spawn()
         starts = len(self.procs)
         eventually(
             "the operator to start watching",

@@ -314,16 +314,7 @@ def test_a_token_without_the_charts_rights_is_unready_and_says_what_to_fix(
     kubeconfig = token_kubeconfig(cluster, tmp_path / "unbound.kubeconfig", {"token": token})
     port = free_port()
     operator = operator_factory(start=False, KUBECONFIG=str(kubeconfig), BOSUN_HEALTH_PORT=str(port))
-    with operator.log.open("ab") as out:
-        operator.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "bosun"],
-                cwd=ROOT,
-                env=operator.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        )
+    operator.spawn()
     account = f"system:serviceaccount:{namespace}:unbound"
     eventually("the log to say what is missing", lambda: "not ready: Forbidden" in operator.log.read_text())
     answer = ready(operator)

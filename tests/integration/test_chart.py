@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from collections.abc import Iterator
@@ -136,3 +137,57 @@ def test_helm_built_here_renders_the_chart_without_a_kube_version() -> None:
     )
     assert rendered.returncode == 0, f"helm template without --kube-version failed:\n{rendered.stderr}"
     assert "kind: MutatingAdmissionPolicy\n" in rendered.stdout
+
+
+def _rendered(*args: str) -> subprocess.CompletedProcess[str]:
+    helm_binary = localcluster.build_binaries() / "helm"
+    return subprocess.run(
+        [str(helm_binary), "template", "t", str(CHART), *args], capture_output=True, text=True, timeout=180
+    )
+
+
+def _policy_versions(manifest: str) -> set[str]:
+    """The API versions of the rendered MutatingAdmissionPolicies and their bindings."""
+    lines = manifest.splitlines()
+    return {
+        previous.removeprefix("apiVersion: admissionregistration.k8s.io/")
+        for previous, line in itertools.pairwise(lines)
+        if line.startswith("kind: MutatingAdmissionPolicy")
+    }
+
+
+@pytest.mark.parametrize(
+    ("kube_version", "policies", "impersonation"),
+    [
+        ("1.36.0", "v1", "constrained"),
+        ("1.35.2", "v1beta1", "legacy"),
+        ("1.34.0", "v1beta1", "legacy"),
+        ("1.33.5", "v1alpha1", "legacy"),
+        ("1.32.0", "v1alpha1", "constrained"),
+    ],
+)
+def test_the_chart_renders_for_every_supported_kubernetes(
+    kube_version: str, policies: str, impersonation: str
+) -> None:
+    """auto picks the policy API each version has; before 1.36 the impersonation mode must be chosen."""
+    if kube_version != "1.36.0":
+        refused = _rendered("--kube-version", kube_version)
+        assert refused.returncode != 0
+        expected = f"impersonation.mode: Kubernetes v{kube_version} has no constrained impersonation"
+        assert expected in refused.stderr
+    rendered = _rendered("--kube-version", kube_version, "--set", f"impersonation.mode={impersonation}")
+    assert rendered.returncode == 0, rendered.stderr
+    assert _policy_versions(rendered.stdout) == {policies}
+    assert "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n" in rendered.stdout
+    legacy = "verbs: [impersonate]" in rendered.stdout
+    assert legacy == (impersonation == "legacy")
+    assert ("impersonate:user-info" in rendered.stdout) == (impersonation == "constrained")
+
+
+def test_the_chart_refuses_what_it_cannot_install_safely() -> None:
+    too_old = _rendered("--kube-version", "1.31.0")
+    assert "chart requires kubeVersion: >=1.32.0-0" in too_old.stderr
+    unknown = _rendered("--set", "identityPolicies.apiVersion=v2")
+    assert 'identityPolicies.apiVersion: "v2" is not one of auto, v1, v1beta1, v1alpha1' in unknown.stderr
+    mode = _rendered("--set", "impersonation.mode=anyone")
+    assert 'impersonation.mode: "anyone" is not one of auto, constrained, legacy' in mode.stderr

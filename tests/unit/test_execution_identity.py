@@ -94,3 +94,20 @@ def test_bosun_never_acts_as_an_unbounded_identity() -> None:
     assert (
         ids.impersonation_refusal(UserRef(user="ops", groups=["breakglass"]), ("breakglass",), ()) is not None
     )
+
+
+@pytest.mark.parametrize(
+    ("served", "chosen"),
+    [
+        ({"v1", "v1beta1", "v1alpha1"}, "v1"),  # 1.36 with the older versions still switched on
+        ({"v1beta1"}, "v1beta1"),  # 1.34, 1.35 with the feature gate
+        ({"v1alpha1"}, "v1alpha1"),  # 1.32, 1.33 with the feature gate
+        ({"v1alpha1", "v1beta1"}, "v1beta1"),
+        (set(), None),  # no gate: nothing can stamp identities, and the operator stays unready
+        ({"v2"}, None),
+    ],
+)
+def test_the_identity_policies_are_read_through_the_newest_served_version(
+    served: set[str], chosen: str | None
+) -> None:
+    assert ids.policy_api_version(served) == chosen

@@ -60,3 +60,53 @@ labels:
 annotations: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{- /*
+The admissionregistration.k8s.io version of the identity MutatingAdmissionPolicies. "auto": the newest
+version that existed in the cluster's Kubernetes and that it serves — v1 from 1.36; v1beta1 on 1.34 and 1.35
+and v1alpha1 on 1.32 and 1.33, both only behind the MutatingAdmissionPolicy feature gate and
+--runtime-config. Fails closed, naming the flags, when none is served: without the policies no requester or
+approver could be trusted. Offline (`helm template` without a cluster) helm knows API versions but no kinds,
+so the Kubernetes version alone decides.
+*/ -}}
+{{- define "bosun.admissionPolicyVersion" -}}
+{{- $wanted := toString .Values.identityPolicies.apiVersion -}}
+{{- $since := dict "v1" ">=1.36.0-0" "v1beta1" ">=1.34.0-0" "v1alpha1" ">=1.32.0-0" -}}
+{{- if eq $wanted "auto" -}}
+{{- $found := "" -}}
+{{- $offline := not (.Capabilities.APIVersions.Has "v1/ConfigMap") -}}
+{{- range list "v1" "v1beta1" "v1alpha1" -}}
+{{- if and (not $found) (semverCompare (get $since .) $.Capabilities.KubeVersion.Version) (or $offline ($.Capabilities.APIVersions.Has (printf "admissionregistration.k8s.io/%s/MutatingAdmissionPolicy" .))) -}}
+{{- $found = . -}}
+{{- end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail (printf "identityPolicies: Kubernetes %s serves no MutatingAdmissionPolicy API, and without it Bosun cannot trust who asked or approved. On 1.34 and 1.35 start kube-apiserver with --feature-gates=MutatingAdmissionPolicy=true --runtime-config=admissionregistration.k8s.io/v1beta1=true (on 1.32 and 1.33: admissionregistration.k8s.io/v1alpha1=true), or upgrade to 1.36. If you install the policies yourself, set identityPolicies.install=false." .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- $found -}}
+{{- else if hasKey $since $wanted -}}
+{{- $wanted -}}
+{{- else -}}
+{{- fail (printf "identityPolicies.apiVersion: %q is not one of auto, v1, v1beta1, v1alpha1" $wanted) -}}
+{{- end -}}
+{{- end }}
+
+{{- /*
+How the operator's ServiceAccount may impersonate: "constrained" (KEP-5284; on by default from 1.36, behind
+the ConstrainedImpersonation feature gate in 1.35) or "legacy" (the impersonate verb, every version). "auto"
+is constrained from 1.36 and otherwise refuses to guess: legacy hands the token system:masters, so it must
+be chosen knowingly.
+*/ -}}
+{{- define "bosun.impersonation" -}}
+{{- $mode := toString .Values.impersonation.mode -}}
+{{- if eq $mode "auto" -}}
+{{- if semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version -}}constrained
+{{- else -}}
+{{- fail (printf "impersonation.mode: Kubernetes %s has no constrained impersonation on by default. Set impersonation.mode=constrained if the ConstrainedImpersonation feature gate is on (1.35), or impersonation.mode=legacy, which grants the operator's ServiceAccount the impersonate verb: whoever holds its token could act as anyone, system:masters included (see the chart README, \"Impersonation\")." .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- else if has $mode (list "constrained" "legacy") -}}
+{{- $mode -}}
+{{- else -}}
+{{- fail (printf "impersonation.mode: %q is not one of auto, constrained, legacy" $mode) -}}
+{{- end -}}
+{{- end }}
