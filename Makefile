@@ -40,7 +40,7 @@ cluster-status: venv ## show the running cluster's processes and their memory
 
 .PHONY: crds
 crds: venv ## regenerate crds/ (and the chart's copies) from the pydantic models
-	$(PY) python -m bosun.crdgen crds/
+	$(PY) python -m bosun.api.crdgen crds/
 	cp crds/bosun.dev_*.yaml charts/bosun/crds/
 	cp crds/identity-policy.yaml charts/bosun/files/identity-policy.yaml
 

@@ -59,36 +59,36 @@ async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
 
 
 async def bench_tools(namespace: str) -> None:
-    from bosun.gateway import ToolGateway
-    from bosun_tools.kube import Identity
+    from bosun.ports.gateway import ToolGateway
+    from bosun_tools.identity import Identity
     from bosun_tools.server import ToolSettings
 
     admin = Identity("bosun-admin", ("system:masters",))
     gateway = ToolGateway.in_process(ToolSettings.from_env())
     try:
         first = time.perf_counter()
-        await gateway.call("k8s_list", {"kind": "pods", "namespace": namespace}, identity=admin)
+        await gateway.read("k8s_list", {"kind": "pods", "namespace": namespace}, identity=admin)
         print(
             f"  {'first call (server start, discovery)':<46} {1000 * (time.perf_counter() - first):8.1f} ms"
         )
         get = {"kind": "deployment", "name": "web", "namespace": namespace}
         print(
             describe(
-                "k8s_get deployment", await timed(30, lambda: gateway.call("k8s_get", get, identity=admin))
+                "k8s_get deployment", await timed(30, lambda: gateway.read("k8s_get", get, identity=admin))
             )
         )
         listing = {"kind": "pods", "namespace": namespace}
         print(
             describe(
                 "k8s_list pods (5)",
-                await timed(30, lambda: gateway.call("k8s_list", listing, identity=admin)),
+                await timed(30, lambda: gateway.read("k8s_list", listing, identity=admin)),
             )
         )
         scale = {**get, "replicas": 7}
         print(
             describe(
                 "k8s_scale preview (dry-run + diff)",
-                await timed(20, lambda: gateway.call("k8s_scale", scale, identity=admin, preview=True)),
+                await timed(20, lambda: gateway.preview("k8s_scale", scale, identity=admin)),
             )
         )
         print("tool definitions sent to the model (json.dumps characters):")
@@ -108,7 +108,7 @@ def wait_phase(
 ) -> dict[str, float]:
     """Poll the tasks (a cheap LIST through the API) until each reaches ``phase``; returns when each was
     first seen there, so the figures are within a few milliseconds of the truth."""
-    from bosun_tools.kube import KubeClient
+    from bosun_tools.client.kube import KubeClient
 
     async def poll() -> dict[str, float]:
         client = KubeClient.from_kubeconfig(cluster.kubeconfig)

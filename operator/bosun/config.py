@@ -37,10 +37,10 @@
 The approval variables are defaults: a Namespace object's annotations ``bosun.dev/four-eyes``,
 ``bosun.dev/required-approvals``, ``bosun.dev/destructive-approver-groups``,
 ``bosun.dev/annotation-approvals`` and ``bosun.dev/max-grant-age-seconds`` override them for tasks in or
-targeting that namespace (the strictest of all namespaces a task touches applies; see ``bosun.approval``).
+targeting that namespace (the strictest of all namespaces a task touches applies: ``bosun.core.approval``).
 Only cluster admins can annotate namespaces, so users who may edit tasks and grants cannot weaken it.
 Likewise ``bosun.dev/execution-service-account`` overrides ``BOSUN_EXECUTION_SERVICE_ACCOUNT`` (the account
-is used only when every namespace a task touches agrees; see ``bosun.identity.execution_identity``).
+is used only when every namespace a task touches agrees; see ``bosun.core.identity.execution_identity``).
 """
 
 from __future__ import annotations
@@ -51,10 +51,14 @@ from dataclasses import dataclass, field, replace
 
 from bosun_tools.logs import LOG_FORMATS
 
-from bosun.approval import ApprovalPolicy
-from bosun.gateway import operator_namespace
-from bosun.identity import DEFAULT_PRIVILEGED_GROUPS, DEFAULT_PROTECTED_NAMESPACES, service_account_setting
+from bosun.core.approval import ApprovalPolicy
+from bosun.core.identity import (
+    DEFAULT_PRIVILEGED_GROUPS,
+    DEFAULT_PROTECTED_NAMESPACES,
+    service_account_setting,
+)
 from bosun.planner import ModelSettings
+from bosun.ports.gateway import operator_namespace
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -166,7 +170,7 @@ class OperatorConfig:
     execution_service_account: str = ""
     """"": approved calls run as the requester (the default, safety rule 3)."""
     privileged_groups: tuple[str, ...] = DEFAULT_PRIVILEGED_GROUPS
-    """Requesters in these groups are never impersonated (see ``bosun.identity.impersonation_refusal``)."""
+    """Requesters in these groups are never impersonated (``bosun.core.identity.impersonation_refusal``)."""
     protected_namespaces: tuple[str, ...] = DEFAULT_PROTECTED_NAMESPACES
     """ServiceAccounts of these namespaces are never impersonated (the cluster's own controllers)."""
     allow_cluster_scope: bool = False

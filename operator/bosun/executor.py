@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 from bosun_tools.registry import safety_of
 
-from bosun.approval import plan_hash
-from bosun.gateway import ToolGateway
-from bosun.models import (
+from bosun.api.models import (
     STEP_ERROR_CAP,
     STEP_OUTPUT_CAP,
     AgentTaskStatus,
@@ -34,6 +32,8 @@ from bosun.models import (
     canonical_json,
     cap,
 )
+from bosun.core.approval import plan_hash
+from bosun.ports.gateway import ToolGateway
 
 Rebase = Callable[[AgentTaskStatus], AgentTaskStatus | None]
 """Re-applies one change to a freshly read status after a conflict; None when it no longer applies."""
@@ -41,7 +41,7 @@ Rebase = Callable[[AgentTaskStatus], AgentTaskStatus | None]
 
 class StatusWriter(Protocol):
     """Writes a task's whole status through the status subresource, conditional on the version last read,
-    and returns what the server stored. On a conflict it raises ``bosun.kube.TaskConflict``, unless
+    and returns what the server stored. On a conflict it raises ``bosun.ports.store.TaskConflict``, unless
     ``rebase`` is given: then the change is re-applied to the fresh status and written again."""
 
     async def __call__(self, status: AgentTaskStatus, rebase: Rebase | None = None) -> AgentTaskStatus: ...
@@ -199,9 +199,9 @@ async def execute(
     Each call is made as ``identity``, recorded in its step as ``ranAs``; ``on_behalf_of`` names the
     requester in Events when that identity is someone else (an execution ServiceAccount).
 
-    Raises ``bosun.gateway.ToolServerUnavailable`` when the tool server is down before a step started
+    Raises ``bosun.ports.gateway.ToolServerUnavailable`` when the tool server is down before a step started
     (nothing ran; retry later) or during a call (the step stays ``Executing`` and the idempotency rule
-    decides on retry), and ``bosun.kube.TaskConflict`` when the task changed before a step was claimed.
+    decides on retry), and ``bosun.ports.store.TaskConflict`` when the task changed before a step was claimed.
     """
     ran_as = UserRef(user=identity.user, groups=list(identity.groups))
     acting = identity.user + (f" on behalf of {on_behalf_of}" if on_behalf_of else "")
@@ -235,7 +235,7 @@ async def execute(
         await emit("Normal", "ToolStarted", f"step {step.id}: {step.tool} {_short(step.args)} as {acting}")
         # Conditional on the version read: of two writers, only one marks the step Executing and runs it.
         status = await write(_replace(status, claimed))
-        outcome = await gateway.call(step.tool, step.args, identity=identity, preview=False, timeout=timeout)
+        outcome = await gateway.execute(step.tool, step.args, identity=identity, timeout=timeout)
         if outcome.ok:
             result: dict[str, Any] = {
                 "state": "Succeeded",

@@ -15,13 +15,13 @@ from typing import Any
 
 import kopf
 from bosun_tools import logs
-from bosun_tools.kube import KubeError
+from bosun_tools.client.kube import KubeError
 
+from bosun.api.models import API_VERSION, GROUP, TERMINAL_PHASES, VERSION
 from bosun.config import OperatorConfig
-from bosun.gateway import ToolGateway
 from bosun.health import Health, Started
-from bosun.kube import TaskConflict
-from bosun.models import API_VERSION, GROUP, TERMINAL_PHASES, VERSION
+from bosun.ports.gateway import ToolGateway
+from bosun.ports.store import TaskConflict
 from bosun.reconcile import Deps, reconcile_task, touch_for_grant
 
 KOPF_PREFIX = f"kopf.{GROUP}"

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from bosun_tools.kube import Credentials, Identity, KubeClient, KubeError
+from bosun_tools.client.kube import Credentials, KubeClient, KubeError
+from bosun_tools.identity import Identity
 
 from bosun.config import OperatorConfig
-from bosun.kube import Store
+from bosun.ports.store import Store
 
 log = logging.getLogger("bosun")
 

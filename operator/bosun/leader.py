@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bosun_tools.kube import KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
 
 from bosun.config import LeaderElection
 

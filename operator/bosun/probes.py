@@ -24,7 +24,7 @@ never appear in a message; the read tools redact them to ``<redacted N bytes>``,
 expected size cannot be confirmed (``unsure``) and one of another size is known to differ.
 
 RBAC objects need no access-review check: changes to ``rbac.authorization.k8s.io`` (and the other groups
-of ``bosun.scope.DENIED_GROUPS``) are refused before they are proposed, so they are never executed.
+of ``bosun.core.scope.DENIED_GROUPS``) are refused before they are proposed, so they are never executed.
 """
 
 from __future__ import annotations
@@ -41,16 +41,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
 import yaml
-
-# The tools' own rules (kubectl drain's pod classes, where a kind keeps its pod template): one copy of each.
-from bosun_tools.kubernetes import _dig, _drain_plan, _pod_spec_path
 from bosun_tools.output import LAST_APPLIED, cap_text, redacted_marker
 from bosun_tools.registry import defaults_of
-from bosun_tools.rollouts import ROLLOUTS, current_step_index
 from bosun_tools.sealing import COMPARE_TOOL
 from bosun_tools.secrets import Placeholder
+from bosun_tools.toolsets.rollouts import ROLLOUTS, current_step_index
 
-from bosun.gateway import ToolCallOutcome
+# The tools' own rules (kubectl drain's pod classes, where a kind keeps its pod template): one copy of each.
+from bosun_tools.workloads import dig, drain_plan, pod_spec_path
+
+from bosun.ports.gateway import ToolCallOutcome
 
 Status = Literal["passed", "pending", "failed", "unsure"]
 Verdict = tuple[Status, str]
@@ -876,7 +876,7 @@ def set_image_probes(args: dict[str, Any], data: dict[str, Any] | None) -> list[
     container, image = args["container"], args["image"]
 
     def judge(live: dict[str, Any]) -> Verdict:
-        spec = _dig(live, _pod_spec_path(str(live.get("kind", ""))))
+        spec = dig(live, pod_spec_path(str(live.get("kind", ""))))
         found = [
             c
             for c in [*spec.get("containers", []), *spec.get("initContainers", [])]
@@ -996,7 +996,7 @@ def _left_on_node(node: str) -> Callable[[Reader], Awaitable[Verdict]]:
                 if live[0] == "failed":
                     continue  # gone since it was listed
                 return "unsure", f"pod {namespace}/{pod}: {live[1]}"
-            evict, _, _ = _drain_plan([live], force=True, delete_emptydir_data=True)
+            evict, _, _ = drain_plan([live], force=True, delete_emptydir_data=True)
             if evict:
                 left.append(f"{namespace}/{pod}")
         if left:

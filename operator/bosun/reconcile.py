@@ -19,32 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bosun_tools.kube import Identity, KubeError
+from bosun_tools.client.kube import KubeError
+from bosun_tools.identity import Identity
 from bosun_tools.registry import is_registered, safety_of
 from bosun_tools.sealing import CLEANUP_TOOL, TaskRef
 
-from bosun import identity as ids
-from bosun.approval import (
-    ApprovalPolicy,
-    GrantFacts,
-    GrantVerdict,
-    already_considered,
-    apply_verdict,
-    approval_hint,
-    authorize,
-    grant_status,
-    judge_grant,
-    parse_timestamp,
-    plan_hash,
-    strictest,
-    tally,
-)
-from bosun.config import OperatorConfig
-from bosun.executor import Authorize, ExecutionResult, Rebase, execute, skip_remaining
-from bosun.gateway import ToolGateway, ToolServerUnavailable
-from bosun.identity import ExecutionChoice
-from bosun.kube import Store, TaskConflict
-from bosun.models import (
+from bosun.api.models import (
     API_VERSION,
     DIFF_CAP,
     EVENT_MESSAGE_CAP,
@@ -70,9 +50,28 @@ from bosun.models import (
     canonical_json,
     cap,
 )
-from bosun.models import Usage as UsageModel
-from bosun.models import now as utcnow
-from bosun.phases import is_final, transition, with_condition
+from bosun.api.models import Usage as UsageModel
+from bosun.api.models import now as utcnow
+from bosun.config import OperatorConfig
+from bosun.core import identity as ids
+from bosun.core.approval import (
+    ApprovalPolicy,
+    GrantFacts,
+    GrantVerdict,
+    already_considered,
+    apply_verdict,
+    approval_hint,
+    authorize,
+    grant_status,
+    judge_grant,
+    parse_timestamp,
+    plan_hash,
+    strictest,
+    tally,
+)
+from bosun.core.identity import ExecutionChoice
+from bosun.core.phases import is_final, transition, with_condition
+from bosun.executor import Authorize, ExecutionResult, Rebase, execute, skip_remaining
 from bosun.planner import (
     MODEL_CALLS_PER_ITERATION,
     PlannedCall,
@@ -81,6 +80,8 @@ from bosun.planner import (
     Usage,
     propose_plan,
 )
+from bosun.ports.gateway import ToolGateway, ToolServerUnavailable
+from bosun.ports.store import Store, TaskConflict
 from bosun.verify import verify
 
 log = logging.getLogger("bosun")
@@ -549,12 +550,8 @@ async def _replay(task: Task, acting: Identity) -> PlanResult:
         )
         if problem is not None:
             return PlanResult("failed", problem, error=f"cannot replay: {problem}")
-        preview = await task.deps.gateway.call(
-            call.tool,
-            call.args,
-            identity=acting,
-            preview=True,
-            task=TaskRef(task.namespace, task.name, task.uid),
+        preview = await task.deps.gateway.preview(
+            call.tool, call.args, identity=acting, task=TaskRef(task.namespace, task.name, task.uid)
         )
         if not preview.ok:
             error = f"cannot replay {call.tool}: the dry-run failed: {preview.error}"
@@ -1072,7 +1069,7 @@ async def _release_sealed(task: Task) -> None:
     execution = await _execution(task)
     identity = execution.identity if execution.problem is None else task.requester
     try:
-        outcome = await task.deps.gateway.call(
+        outcome = await task.deps.gateway.execute(
             CLEANUP_TOOL, {"namespace": task.namespace, "task_uid": task.uid}, identity=identity
         )
         why = None if outcome.ok else (outcome.error or outcome.text)

@@ -10,7 +10,7 @@ verification sends the task back to planning (bounded by maxIterations) and neve
 by itself.
 
 No check asks the API server for access reviews of RBAC changes: RBAC objects are on the scope deny-list
-(``bosun.scope.DENIED_GROUPS``) and are refused before they are proposed.
+(``bosun.core.scope.DENIED_GROUPS``) and are refused before they are proposed.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 
-from bosun.gateway import ToolCallOutcome, ToolGateway
-from bosun.models import (
+from bosun.api.models import (
     MARKER_ROOM,
     MAX_CHECKS,
     MESSAGE_CAP,
@@ -35,6 +34,7 @@ from bosun.models import (
     cap,
 )
 from bosun.planner import ModelSettings, PlanningContext, Usage, judge_outcome
+from bosun.ports.gateway import ToolCallOutcome, ToolGateway
 from bosun.probes import Probe, Reader, probes_for
 
 POLL_SECONDS = 3.0
@@ -57,7 +57,7 @@ class ToolReader:
 
     async def __call__(self, tool: str, args: dict[str, Any]) -> ToolCallOutcome:
         timeout = max(self.remaining(), 1) + CALL_GRACE_SECONDS
-        return await self.gateway.call(tool, args, identity=self.identity, timeout=timeout)
+        return await self.gateway.read(tool, args, identity=self.identity, timeout=timeout)
 
 
 def _check(name: str, passed: bool, message: str) -> VerificationCheck:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bosun.admission import READ_CHECK, TARGETS_POLICY_NAME
+from bosun.api.admission import READ_CHECK, TARGETS_POLICY_NAME
 
 from tests.e2e.conftest import USER_ROLE, task_doc
 from tests.waiting import eventually

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from bosun.kube import Store, TaskConflict
-from bosun.models import AgentTaskStatus, StepRecord
-from bosun_tools.kube import KubeClient
+from bosun.api.models import AgentTaskStatus, StepRecord
+from bosun.ports.store import Store, TaskConflict
+from bosun_tools.client.kube import KubeClient
 
 from tests.e2e.conftest import Operator, apply, deployment, events, grant_doc, status_of, task_doc, wait_phase
 from tests.waiting import eventually

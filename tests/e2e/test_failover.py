@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import pytest
 from bosun.config import LeaderElection
 from bosun.leader import LeaderElector
-from bosun_tools.kube import KubeClient
+from bosun_tools.client.kube import KubeClient
 
 from tests.e2e.conftest import ROOT, Operator, grant_doc, task_doc
 from tests.fakes.jenkins import FakeJenkins

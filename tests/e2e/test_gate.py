@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from bosun.approval import plan_hash
+from bosun.api.models import AgentTaskSpec, AgentTaskStatus, ProposedStep
 from bosun.config import OperatorConfig
-from bosun.kube import Store, TaskConflict
-from bosun.models import AgentTaskSpec, AgentTaskStatus, ProposedStep
+from bosun.core.approval import plan_hash
+from bosun.ports.store import Store, TaskConflict
 from bosun.reconcile import Deps, Task
-from bosun_tools.kube import KubeClient
+from bosun_tools.client.kube import KubeClient
 
 from tests.e2e.conftest import (
     Operator,

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.identity import Identity
 from kubernetes.config.kube_config import EXPIRY_SKEW_PREVENTION_DELAY
 
 from tests.conftest import ClusterAccess, Kubectl

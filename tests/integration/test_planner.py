@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from bosun.gateway import LOAD_TOOLSET, ToolGateway
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
 from bosun.planner.graph import REQUEST_BUDGET, TOOL_RESULT_CAP
-from bosun_tools.kube import Identity
+from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway
+from bosun_tools.identity import Identity
 from bosun_tools.server import ToolSettings
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
@@ -261,10 +261,10 @@ async def test_slow_tool_times_out_without_breaking_the_gateway(
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(stuck))
     admin = Identity("admin-user", ("system:masters",))
     waiting = {"name": "stuck", "namespace": namespace, "wait_seconds": 60}
-    outcome = await gateway.call("k8s_rollout_status", waiting, identity=admin, timeout=1)
+    outcome = await gateway.read("k8s_rollout_status", waiting, identity=admin, timeout=1)
     assert not outcome.ok
     assert outcome.error == "k8s_rollout_status did not answer within 1s"
-    after = await gateway.call(
+    after = await gateway.read(
         "k8s_get", {"kind": "deployment", "name": "stuck", "namespace": namespace}, identity=admin
     )
     assert after.ok

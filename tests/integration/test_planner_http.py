@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bosun.gateway import ToolGateway, ToolServerUnavailable
-from bosun_tools.kube import Identity
+from bosun.ports.gateway import ToolGateway, ToolServerUnavailable
+from bosun_tools.identity import Identity
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.tools_support import deployment
@@ -96,16 +96,16 @@ async def test_identity_travels_in_meta_over_http(
     gw = ToolGateway.over_http(tool_server.url, TOKEN)
     try:
         args = {"kind": "deployment", "name": "web", "namespace": namespace}
-        as_alice = await gw.call("k8s_get", args, identity=Identity("alice"))
+        as_alice = await gw.read("k8s_get", args, identity=Identity("alice"))
         assert as_alice.ok
         assert "web" in as_alice.text
-        as_carol = await gw.call("k8s_get", args, identity=Identity("carol"))
+        as_carol = await gw.read("k8s_get", args, identity=Identity("carol"))
         assert not as_carol.ok
         assert as_carol.error is not None
         assert "Forbidden" in as_carol.error
         assert "carol" in as_carol.error
         scale = {**args, "replicas": 2}
-        preview = await gw.call("k8s_scale", scale, identity=Identity("alice"), preview=True)
+        preview = await gw.preview("k8s_scale", scale, identity=Identity("alice"))
         assert not preview.ok
         assert preview.error is not None
         assert "Forbidden" in preview.error
@@ -127,11 +127,11 @@ async def test_server_going_away_and_coming_back(tool_server: ToolServerProcess,
     args = {"kind": "pods", "namespace": namespace}
     admin = Identity("admin-user", ("system:masters",))
     try:
-        assert (await gw.call("k8s_list", args, identity=admin)).ok
+        assert (await gw.read("k8s_list", args, identity=admin)).ok
         tool_server.stop()
         with pytest.raises(ToolServerUnavailable):
-            await gw.call("k8s_list", args, identity=admin)
+            await gw.read("k8s_list", args, identity=admin)
         tool_server.start()
-        assert (await gw.call("k8s_list", args, identity=admin)).ok
+        assert (await gw.read("k8s_list", args, identity=admin)).ok
     finally:
         await gw.aclose()

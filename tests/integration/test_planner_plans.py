@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from bosun.gateway import LOAD_TOOLSET, ToolGateway
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
-from bosun_tools.kube import Identity
+from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway
+from bosun_tools.identity import Identity
 from bosun_tools.server import ToolSettings
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl

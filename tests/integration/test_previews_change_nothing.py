@@ -43,13 +43,13 @@ from typing import Any
 
 import localcluster
 import pytest
-from bosun.gateway import ToolGateway
-from bosun_tools.helm import HelmSettings
-from bosun_tools.jenkins import JenkinsSettings
-from bosun_tools.kube import Identity
+from bosun.ports.gateway import ToolGateway
+from bosun_tools.identity import Identity
 from bosun_tools.registry import INTERNAL, REGISTRY, TOOLSETS, load_toolsets
 from bosun_tools.sealing import CLEANUP_TOOL, SEALED_FOR, SEALED_TYPE, TASK_API_VERSION, TaskRef
 from bosun_tools.server import ToolSettings
+from bosun_tools.toolsets.helm import HelmSettings
+from bosun_tools.toolsets.jenkins import JenkinsSettings
 
 from tests.conftest import ClusterAccess, Kubectl
 from tests.fakes.jenkins import FakeJenkins, Parameter
@@ -701,7 +701,7 @@ async def test_a_preview_changes_nothing(
         pytest.fail(f"{tool} is a registered mutating tool with no case in this module: add one")
     args = case.args(world)
     before = _observe_all(kubectl, cluster, world, jenkins)
-    outcome = await gateway.call(tool, args, identity=ADMIN, preview=True, task=world.task)
+    outcome = await gateway.preview(tool, args, identity=ADMIN, task=world.task)
     after = _observe_all(kubectl, cluster, world, jenkins)
 
     changed = _changes(before, after)

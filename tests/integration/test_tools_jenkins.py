@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bosun_tools.jenkins import JenkinsSettings, job_label
 from bosun_tools.sealing import TaskRef
 from bosun_tools.secrets import Placeholder
 from bosun_tools.server import ToolSettings, build_server
+from bosun_tools.toolsets.jenkins import JenkinsSettings, job_label
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 

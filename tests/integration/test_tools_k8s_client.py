@@ -1,4 +1,4 @@
-"""``bosun_tools.kube`` (contract 1) against the real API server: impersonation, discovery, verbs,
+"""``bosun_tools.client.kube`` (contract 1) against the real API server: impersonation, discovery, verbs,
 dry-run, error mapping and timeouts."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.identity import Identity
 from kubernetes import client as k8s_client
 
 from tests.conftest import ClusterAccess, Kubectl

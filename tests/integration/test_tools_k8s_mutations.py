@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bosun_tools.kubernetes import CHANGE_CAUSE
 from bosun_tools.output import LAST_APPLIED
+from bosun_tools.toolsets.kubernetes import CHANGE_CAUSE
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 

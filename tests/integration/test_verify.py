@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bosun.api.models import ProposedStep, Verification
 from bosun.executor import small_data
-from bosun.gateway import ToolCallOutcome, ToolGateway
-from bosun.models import ProposedStep, Verification
 from bosun.planner import PlanningContext
+from bosun.ports.gateway import ToolCallOutcome, ToolGateway
 from bosun.verify import verify
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 from bosun_tools.server import ToolSettings
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
@@ -43,9 +43,9 @@ class RecordingGateway(ToolGateway):
 
     called: list[str]
 
-    async def call(self, tool: str, args: dict[str, Any], **kwargs: Any) -> ToolCallOutcome:
+    async def read(self, tool: str, args: dict[str, Any], **kwargs: Any) -> ToolCallOutcome:
         self.called.append(tool)
-        return await super().call(tool, args, **kwargs)
+        return await super().read(tool, args, **kwargs)
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def shop(namespace: str, kubectl: Kubectl, bind_role: BindRole) -> str:
 
 async def execute(gateway: ToolGateway, tool: str, **args: Any) -> tuple[ProposedStep, dict[str, Any] | None]:
     """Run one approved call as alice and keep what the executor records of it."""
-    outcome = await gateway.call(tool, args, identity=ALICE)
+    outcome = await gateway.execute(tool, args, identity=ALICE)
     assert outcome.ok, outcome.error
     return ProposedStep(id="s1", tool=tool, args=args, rationale=""), small_data(outcome.data)
 

@@ -6,12 +6,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from bosun.approval import already_considered, apply_verdict, grant_matches_proposal, grant_status, plan_hash
-from bosun.identity import APPROVER, ON_BEHALF_OF, approver_of
-from bosun.models import AgentTaskStatus, ProposedStep, UserRef
+from bosun.api.models import AgentTaskStatus, ProposedStep, UserRef
+from bosun.core.approval import (
+    already_considered,
+    apply_verdict,
+    grant_matches_proposal,
+    grant_status,
+    plan_hash,
+)
+from bosun.core.identity import APPROVER, ON_BEHALF_OF, approver_of
 from bosun.planner import PlannedCall
 from bosun.reconcile import build_proposal, proposal_records
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 UID = "0b7c6a0e-1111-4222-8333-444455556666"

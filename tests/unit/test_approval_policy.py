@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from bosun.approval import (
+from bosun.api.models import AgentTaskStatus, UserRef
+from bosun.config import OperatorConfig
+from bosun.core.approval import (
     ANNOTATION_APPROVALS,
     DESTRUCTIVE_APPROVER_GROUPS,
     FOUR_EYES,
@@ -21,8 +23,7 @@ from bosun.approval import (
     strictest,
     tally,
 )
-from bosun.config import OperatorConfig
-from bosun.identity import (
+from bosun.core.identity import (
     APPROVER,
     APPROVER_GROUPS,
     ON_BEHALF_OF,
@@ -33,10 +34,9 @@ from bosun.identity import (
     grant_origin,
     requester_of,
 )
-from bosun.models import AgentTaskStatus, UserRef
 from bosun.planner import PlannedCall
 from bosun.reconcile import build_proposal, proposal_records
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 UID = "0b7c6a0e-1111-4222-8333-444455556666"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bosun.approval import plan_hash
-from bosun.models import MAX_PROPOSAL_STEPS, PROPOSAL_ARGS_CAP, STEP_ARGS_CAP, AgentTaskStatus, StepRecord
+from bosun.api.models import MAX_PROPOSAL_STEPS, PROPOSAL_ARGS_CAP, STEP_ARGS_CAP, AgentTaskStatus, StepRecord
+from bosun.core.approval import plan_hash
 from bosun.planner import PlannedCall, Usage
 from bosun.reconcile import add_usage, build_proposal, history_lines, proposal_records, replay_calls
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bosun import crdgen
+from bosun.api import crdgen
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 

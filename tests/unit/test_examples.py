@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from bosun.models import API_VERSION, AgentTaskSpec, ApprovalGrantSpec
+from bosun.api.models import API_VERSION, AgentTaskSpec, ApprovalGrantSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

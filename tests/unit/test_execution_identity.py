@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from bosun import identity as ids
+from bosun.api.models import UserRef
 from bosun.config import OperatorConfig
-from bosun.identity import EXECUTION_SERVICE_ACCOUNT, execution_identity
-from bosun.models import UserRef
+from bosun.core import identity as ids
+from bosun.core.identity import EXECUTION_SERVICE_ACCOUNT, execution_identity
 from bosun.planner import PlanningContext
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 
 CAROL = Identity("carol")
 DEPLOYER = Identity(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bosun.approval import apply_verdict, grant_matches_proposal
+from bosun.api.models import AgentTaskStatus, StepRecord, UserRef
+from bosun.core.approval import apply_verdict, grant_matches_proposal
 from bosun.executor import next_action, skip_remaining
-from bosun.models import AgentTaskStatus, StepRecord, UserRef
 from bosun.planner import PlannedCall
 from bosun.reconcile import build_proposal, proposal_records
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bosun import identity as ids
-from bosun.approval import ApprovalPolicy, GrantFacts, authorize
+from bosun.api.models import AgentTaskStatus, ApprovalRecord, UserRef
+from bosun.core import identity as ids
+from bosun.core.approval import ApprovalPolicy, GrantFacts, authorize
 from bosun.executor import next_action
-from bosun.models import AgentTaskStatus, ApprovalRecord, UserRef
 from bosun.planner import PlannedCall
 from bosun.reconcile import build_proposal, proposal_records
 

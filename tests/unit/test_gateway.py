@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bosun import scope
-from bosun.gateway import (
+from bosun.core import scope
+from bosun.core.scope import Resource
+from bosun.ports.gateway import (
     LOAD_TOOLSET,
     KubeDiscovery,
     ToolGateway,
@@ -25,8 +26,7 @@ from bosun.gateway import (
     operator_namespace,
     toolset_of,
 )
-from bosun.scope import Resource
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 from bosun_tools.server import ToolSettings
 
 DEFAULT_TURN_BUDGET = 6_000
@@ -274,5 +274,5 @@ async def test_unreachable_server_raises_tool_server_unavailable() -> None:
     with pytest.raises(ToolServerUnavailable, match=f"127.0.0.1:{port}"):
         await gw.openai_tools(["kubernetes"])
     with pytest.raises(ToolServerUnavailable):
-        await gw.call("k8s_get", {"kind": "pods", "name": "x"}, identity=Identity("alice"))
+        await gw.read("k8s_get", {"kind": "pods", "name": "x"}, identity=Identity("alice"))
     await gw.aclose()

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from bosun.config import OperatorConfig
 from bosun.handlers import _run
-from bosun.kube import Store
+from bosun.ports.store import Store
 from bosun.reconcile import Deps
-from bosun_tools.kube import KubeClient
+from bosun_tools.client.kube import KubeClient
 
 
 def _closed_port() -> int:

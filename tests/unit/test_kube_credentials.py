@@ -1,4 +1,4 @@
-"""Every kind of Kubernetes credential reaches the wire through ``bosun_tools.kube.Credentials``.
+"""Every kind of Kubernetes credential reaches the wire through ``bosun_tools.client.kube.Credentials``.
 
 A real HTTP(S) server on 127.0.0.1 stands in for the API server: it records the ``Authorization`` header
 (and the client certificate) of every request and answers 401 to the header values a test marks as
@@ -25,7 +25,8 @@ from typing import Any
 import localcluster
 import pytest
 import yaml
-from bosun_tools.kube import Credentials, Identity, KubeClient, KubeError
+from bosun_tools.client.kube import Credentials, KubeClient, KubeError
+from bosun_tools.identity import Identity
 from kubernetes import client as k8s_client
 from kubernetes.config.kube_config import EXPIRY_SKEW_PREVENTION_DELAY
 

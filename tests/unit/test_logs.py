@@ -57,7 +57,7 @@ def test_only_the_operators_loggers_take_the_task_from_the_context(captured: io.
     """An in-process tool server runs calls in a task whose context is whichever reconcile came first."""
     configure("json", captured)
     with logs.about(kind="AgentTask", namespace="shop", name="scale-web"):
-        logging.getLogger("bosun_tools.kubernetes").info("tool line")
+        logging.getLogger("bosun_tools.toolsets.kubernetes").info("tool line")
     assert "object" not in json.loads(captured.getvalue())
 
 

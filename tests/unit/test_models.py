@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from bosun.models import (
+from bosun.api.models import (
     DIFF_CAP,
     MAX_HISTORY,
     MAX_PROPOSAL_STEPS,

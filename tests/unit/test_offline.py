@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from bosun.gateway import ToolGateway
 from bosun.planner import NEEDS_MODEL, PlanningContext, propose_plan
 from bosun.planner.offline import parse
-from bosun_tools.kube import Identity
+from bosun.ports.gateway import ToolGateway
+from bosun_tools.identity import Identity
 from bosun_tools.registry import safety_of
 from bosun_tools.server import ToolSettings
 

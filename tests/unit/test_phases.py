@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bosun.models import AgentTaskStatus, Condition
-from bosun.phases import IllegalTransition, set_condition, transition
+from bosun.api.models import AgentTaskStatus, Condition
+from bosun.core.phases import IllegalTransition, set_condition, transition
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

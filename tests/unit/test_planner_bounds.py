@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from bosun.gateway import LOAD_TOOLSET, ToolGateway
 from bosun.planner import ModelSettings, PlanningContext, judge_outcome, propose_plan
 from bosun.planner.graph import (
     COMPACTED_CAP,
@@ -23,7 +22,8 @@ from bosun.planner.graph import (
     TOOL_RESULT_CAP,
 )
 from bosun.planner.types import MODEL_CALLS_PER_ITERATION
-from bosun_tools.kube import Identity
+from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway
+from bosun_tools.identity import Identity
 from bosun_tools.server import ToolSettings
 
 from tests.fakes.llm import FakeLLM, call, text, tool_calls

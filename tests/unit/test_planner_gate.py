@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from bosun.gateway import LOAD_TOOLSET, ToolGateway, ToolServerUnavailable
+from bosun.core.scope import Resource
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
 from bosun.planner.graph import MAX_CALLS_PER_TURN, MAX_REFUSED_TURNS
-from bosun.scope import Resource
-from bosun_tools.kube import Identity
+from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway, ToolServerUnavailable
+from bosun_tools.identity import Identity
 from bosun_tools.server import ToolSettings
 
 from tests.fakes.llm import FakeLLM, call, error, text, tool_calls

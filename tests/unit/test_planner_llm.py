@@ -15,7 +15,7 @@ import pytest
 from bosun.planner import Judgement, ModelSettings, PlanningContext, judge_outcome
 from bosun.planner.judge import parse_verdict
 from bosun.planner.llm import ModelError, complete
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 
 from tests.fakes.llm import FakeLLM, call, error, text, tool_calls
 

@@ -1,7 +1,7 @@
 """The scope decision as a table: what a tool call reaches, and whether a task may reach it.
 
-``bosun.scope`` is pure, so these cases hand it the facts API discovery would give (``DISCOVERED`` is what
-a Kubernetes 1.36 API server reports for these kinds); tests/integration/test_scope.py asks a real one.
+``bosun.core.scope`` is pure, so these cases hand it the facts API discovery would give (``DISCOVERED`` is
+what a Kubernetes 1.36 API server reports for these kinds); tests/integration/test_scope.py asks a real one.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bosun import scope
-from bosun.scope import Resource
+from bosun.core import scope
+from bosun.core.scope import Resource
 from bosun_tools.registry import REGISTRY, load_toolsets, safety_of
 
 OPERATOR_NAMESPACE = "bosun-system"

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from bosun.gateway import ToolGateway
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
-from bosun_tools.kube import Identity, KubeClient
+from bosun.ports.gateway import ToolGateway
+from bosun_tools.client.kube import KubeClient
+from bosun_tools.identity import Identity
 from bosun_tools.sealing import (
     CLEANUP_TOOL,
     SEALED_FOR,

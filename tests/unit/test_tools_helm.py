@@ -11,9 +11,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from bosun_tools import helm
-from bosun_tools.helm import HelmSettings
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
+from bosun_tools.toolsets import helm
+from bosun_tools.toolsets.helm import HelmSettings
 from fastmcp.exceptions import ToolError
 
 SETTINGS = HelmSettings(

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from bosun_tools import jenkins
-from bosun_tools.jenkins import JenkinsClient, JenkinsCredentials, JenkinsSettings
+from bosun_tools.toolsets import jenkins
+from bosun_tools.toolsets.jenkins import JenkinsClient, JenkinsCredentials, JenkinsSettings
 from fastmcp.exceptions import ToolError
 
 from tests.fakes.jenkins import FakeJenkins, Parameter

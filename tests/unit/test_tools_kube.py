@@ -1,11 +1,11 @@
-"""Pure parts of ``bosun_tools.kube``: the exec status channel and discovery matching (the wire parts are
-exercised against the real API server in tests/integration/test_tools_k8s_client.py)."""
+"""Pure parts of ``bosun_tools.client.kube``: the exec status channel and discovery matching (the wire parts
+are exercised against the real API server in tests/integration/test_tools_k8s_client.py)."""
 
 from __future__ import annotations
 
 import json
 
-from bosun_tools.kube import ResourceInfo, _exec_result, _match
+from bosun_tools.client.kube import ResourceInfo, _exec_result, _match
 
 
 def _status(body: dict[str, object]) -> bytes:

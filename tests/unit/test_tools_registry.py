@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput
 from bosun_tools.registry import (
     INTERNAL,

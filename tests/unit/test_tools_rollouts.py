@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from bosun_tools import rollouts
-from bosun_tools.rollouts import PlannedPatch
+from bosun_tools.toolsets import rollouts
+from bosun_tools.toolsets.rollouts import PlannedPatch
 from fastmcp.exceptions import ToolError
 
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "10s"}}]

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import pytest
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 from bosun_tools.server import ToolSettings, build_server, parse_identity
 from fastmcp import Client
 from fastmcp.exceptions import ToolError

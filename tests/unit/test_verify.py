@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
-from bosun.gateway import ToolCallOutcome, ToolGateway
-from bosun.models import MAX_CHECKS, ProposedStep, VerificationCheck
+from bosun.api.models import MAX_CHECKS, ProposedStep, VerificationCheck
 from bosun.planner import PlanningContext
+from bosun.ports.gateway import ToolCallOutcome, ToolGateway
 from bosun.probes import (
     CHECKS,
     Probe,
@@ -32,7 +32,7 @@ from bosun.probes import (
     table_names,
 )
 from bosun.verify import bounded, run_probe, verify
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 from bosun_tools.output import redact, to_yaml
 from bosun_tools.registry import REGISTRY, load_toolsets, safety_of
 

@@ -1,2 +1,3 @@
 """Bosun's MCP tool server: typed Kubernetes, Helm, Argo Rollouts and Jenkins tools with one safety
-registry (``bosun_tools.registry``), impersonation (``bosun_tools.kube``) and previews of every mutation."""
+registry (``bosun_tools.registry``), impersonation (``bosun_tools.client.kube``) and previews of every
+mutation."""

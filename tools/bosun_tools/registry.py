@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
-from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput
 from bosun_tools.sealing import CallSecrets, TaskRef, run_sealed
 
@@ -34,10 +35,10 @@ Toolset = Literal["kubernetes", "helm", "rollouts", "jenkins", "internal"]
 TOOLSETS: tuple[Toolset, ...] = ("kubernetes", "helm", "rollouts", "jenkins")
 INTERNAL: Toolset = "internal"
 """Bosun's own housekeeping (deleting a finished task's holding Secrets): always served to the operator,
-never a configurable toolset, never offered to a model (``bosun.gateway`` leaves it out)."""
+never a configurable toolset, never offered to a model (``bosun.ports.gateway`` leaves it out)."""
 # Modules that register tools when imported. safety_of() imports them first so that a gate asking about
 # e.g. a helm tool never gets "unknown, hence mutating" just because nothing imported helm yet.
-TOOLSET_MODULES: tuple[str, ...] = tuple(f"bosun_tools.{name}" for name in (*TOOLSETS, INTERNAL))
+TOOLSET_MODULES: tuple[str, ...] = tuple(f"bosun_tools.toolsets.{name}" for name in (*TOOLSETS, INTERNAL))
 READ_ONLY_TAG = "read-only"
 MUTATING_TAG = "mutating"
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from fastmcp.exceptions import ToolError
 
-from bosun_tools.kube import KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
 from bosun_tools.output import ToolOutput
 from bosun_tools.secrets import (
     PLACEHOLDER_PREFIX,

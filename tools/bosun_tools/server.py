@@ -22,9 +22,8 @@ from fastmcp.server.dependencies import get_access_token, get_context
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from bosun_tools.helm import HelmSettings
-from bosun_tools.jenkins import JenkinsSettings
-from bosun_tools.kube import Identity, KubeClient
+from bosun_tools.client.kube import KubeClient
+from bosun_tools.identity import Identity
 from bosun_tools.registry import (
     INTERNAL,
     REGISTRY,
@@ -35,6 +34,8 @@ from bosun_tools.registry import (
     register,
 )
 from bosun_tools.sealing import TASK_META, TaskRef
+from bosun_tools.toolsets.helm import HelmSettings
+from bosun_tools.toolsets.jenkins import JenkinsSettings
 
 IDENTITY_META = "bosun.dev/identity"
 MODE_META = "bosun.dev/mode"

@@ -6,7 +6,6 @@ not; ``judge_outcome`` is the short model check after objective verification.
 
 from __future__ import annotations
 
-from bosun.gateway import ToolGateway
 from bosun.planner.graph import Planner
 from bosun.planner.judge import judge_outcome
 from bosun.planner.offline import NEEDS_MODEL, plan_offline
@@ -21,6 +20,7 @@ from bosun.planner.types import (
     PlanResult,
     Usage,
 )
+from bosun.ports.gateway import ToolGateway
 
 __all__ = [
     "MODEL_CALLS_PER_ITERATION",
@@ -39,7 +39,8 @@ __all__ = [
 
 
 async def propose_plan(ctx: PlanningContext, gateway: ToolGateway, model: ModelSettings | None) -> PlanResult:
-    """Plan one iteration of ``ctx``; raises ``bosun.gateway.ToolServerUnavailable`` if tools are down."""
+    """Plan one iteration of ``ctx``; raises ``ToolServerUnavailable`` (``bosun.ports.gateway``) if tools
+    are down."""
     if model is None:
         return await plan_offline(ctx, gateway)
     return await Planner(ctx, gateway, model).run()

@@ -47,8 +47,7 @@ from bosun_tools.output import cap_text
 from bosun_tools.secrets import Found, scrub, values_of
 from langgraph.graph import END, START, StateGraph
 
-from bosun.gateway import DEFAULT_TOOLSETS, LOAD_TOOLSET, ToolGateway
-from bosun.models import MAX_PROPOSAL_STEPS
+from bosun.api.models import MAX_PROPOSAL_STEPS
 from bosun.planner.llm import ModelError, ModelReply, RawToolCall, complete
 from bosun.planner.prompts import SYSTEM, request_message
 from bosun.planner.types import (
@@ -60,6 +59,7 @@ from bosun.planner.types import (
     PlanResult,
     Usage,
 )
+from bosun.ports.gateway import DEFAULT_TOOLSETS, LOAD_TOOLSET, ToolGateway
 
 log = logging.getLogger(__name__)
 
@@ -480,13 +480,11 @@ class Planner:
         recorded = found.redacted(args)
         echo = recorded if found.leaves else None
         if self.gateway.is_read_only(call.name):
-            outcome = await self.gateway.call(call.name, args, identity=self.ctx.identity)
+            outcome = await self.gateway.read(call.name, args, identity=self.ctx.identity)
             text = found.scrub(outcome.text if outcome.ok else f"error: {outcome.error}")
             record = InvestigationRecord(call.name, recorded, outcome.ok, _reply(text))
             return _Feedback(call, text, record=record, echo=echo)
-        preview = await self.gateway.call(
-            call.name, args, identity=self.ctx.acting, preview=True, task=self.ctx.task
-        )
+        preview = await self.gateway.preview(call.name, args, identity=self.ctx.acting, task=self.ctx.task)
         sealed = preview.sealed_args or args
         unsealed = unsealed_values(sealed) if preview.ok else None
         if not preview.ok or unsealed is not None:

@@ -18,9 +18,9 @@ from typing import Any
 
 from bosun_tools.secrets import Found, values_of
 
-from bosun.gateway import ToolGateway
 from bosun.planner.graph import scrubbed, unsealed_values
 from bosun.planner.types import InvestigationRecord, PlannedCall, PlanningContext, PlanResult
+from bosun.ports.gateway import ToolGateway
 
 NEEDS_MODEL = (
     "This request needs a model: without one, Bosun understands only scale, restart, roll back/undo, "
@@ -308,7 +308,7 @@ async def _plan(
         record = InvestigationRecord(intent.tool, recorded, False, error)
         return PlanResult("failed", error, investigation=[record], error=error, failure="planning")
     if gateway.is_read_only(intent.tool):
-        outcome = await gateway.call(intent.tool, intent.args, identity=ctx.identity)
+        outcome = await gateway.read(intent.tool, intent.args, identity=ctx.identity)
         text = outcome.text if outcome.ok else f"error: {outcome.error}"
         record = InvestigationRecord(intent.tool, recorded, outcome.ok, text)
         if not outcome.ok:
@@ -319,7 +319,7 @@ async def _plan(
             f"{intent.description[:1].upper()}{intent.description[1:]}:\n{text}",
             investigation=[record],
         )
-    preview = await gateway.call(intent.tool, intent.args, identity=ctx.acting, preview=True, task=ctx.task)
+    preview = await gateway.preview(intent.tool, intent.args, identity=ctx.acting, task=ctx.task)
     sealed = preview.sealed_args or intent.args
     unsealed = unsealed_values(sealed) if preview.ok else None
     if not preview.ok or unsealed is not None:

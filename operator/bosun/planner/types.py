@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 from bosun_tools.sealing import TaskRef
 
 Outcome = Literal["answer", "proposal", "unsupported", "failed"]

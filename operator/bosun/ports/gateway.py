@@ -3,7 +3,7 @@
 Everything the operator does to the world goes through here, so the safety rules live here too: whether a
 tool mutates is decided by the operator's own registry (``bosun_tools.registry.safety_of``; MCP hints are
 informative only and unknown tools count as mutating), and ``ToolGateway.scope_error`` refuses, before
-anything is run or proposed, calls that reach outside the task (the rules are in ``bosun.scope``). Whether
+anything is run or proposed, calls that reach outside the task (the rules: ``bosun.core.scope``). Whether
 an object is namespaced is asked of the API server's discovery (``KubeDiscovery``), never read from the
 call's arguments.
 
@@ -32,14 +32,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import jsonschema
-from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.identity import Identity
 from bosun_tools.registry import INTERNAL, defaults_of, safety_of
 from bosun_tools.sealing import TASK_META, TaskRef
 from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import TextContent
 
-from bosun import scope
+from bosun.core import scope
 
 if TYPE_CHECKING:
     from bosun_tools.server import ToolSettings
@@ -399,7 +400,7 @@ class ToolGateway:
         """Why this call may not run for a task scoped to ``target_namespaces`` (None: it may).
 
         ``cluster_scope``: the task's spec consents to cluster-scoped changes. The rules are
-        ``bosun.scope``'s; this adds the facts: the tool's defaults, whether it is read-only, and API
+        ``bosun.core.scope``'s; this adds the facts: the tool's defaults, whether it is read-only, and API
         discovery for each kind it names (asked only when the arguments alone do not already refuse it).
         Raises ``ToolServerUnavailable`` when discovery cannot be read: nothing is decided then."""
         call = scope.call_of(tool, {**defaults_of(tool), **args}, read_only=safety_of(tool).read_only)
@@ -439,22 +440,62 @@ class ToolGateway:
             lines.append(f"{where}: {problem.message}")
         return f"invalid arguments for {tool}: " + "; ".join(lines)
 
-    async def call(
+    async def read(
         self,
         tool: str,
         args: dict[str, Any],
         *,
         identity: Identity,
-        preview: bool = False,
-        task: TaskRef | None = None,
-        timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it (contract 4)
+        timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
     ) -> ToolCallOutcome:
-        """Run one tool as ``identity`` for ``task``; tool failures come back as ``ok=False``, never as
-        exceptions. A preview of a call with secret values needs ``task``: their holding Secret is its."""
+        """Run a read-only tool as ``identity``. A tool the registry does not know as read-only is not
+        run at all: investigation and verification can never change anything by mistake."""
+        if not self.is_read_only(tool):
+            message = f"{tool} is not a read-only tool; it can only be previewed, or executed once approved"
+            return ToolCallOutcome(False, message, None, None, message, False)
+        return await self._call(tool, args, identity, "read", None, timeout)
+
+    async def preview(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        identity: Identity,
+        task: TaskRef | None = None,
+        timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+    ) -> ToolCallOutcome:
+        """Dry-run a mutating tool as ``identity`` for ``task``: the tool server runs it in preview mode,
+        where its Kubernetes client adds ``dryRun=All`` to every write and Helm and Jenkins change nothing.
+        Secret values in the arguments are sealed into a holding Secret of ``task`` (without a task, a
+        call carrying secret values is refused)."""
+        return await self._call(tool, args, identity, "preview", task, timeout)
+
+    async def execute(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        identity: Identity,
+        task: TaskRef | None = None,
+        timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+    ) -> ToolCallOutcome:
+        """Run an approved call (or Bosun's own cleanup) for real as ``identity``."""
+        return await self._call(tool, args, identity, "execute", task, timeout)
+
+    async def _call(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        identity: Identity,
+        mode: str,
+        task: TaskRef | None,
+        timeout: float,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+    ) -> ToolCallOutcome:
+        """One MCP call; tool failures come back as ``ok=False``, never as exceptions."""
         client = await self._session()
         try:
             result = await client.call_tool_mcp(
-                tool, args, timeout=timeout, meta=_identity_meta(identity, preview, task)
+                tool, args, timeout=timeout, meta=_identity_meta(identity, mode == "preview", task)
             )
         except MCPError as exc:
             if "timed out" in str(exc):

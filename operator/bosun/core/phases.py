@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from bosun.models import TERMINAL_PHASES, AgentTaskStatus, Condition, TaskPhase
+from bosun.api.models import TERMINAL_PHASES, AgentTaskStatus, Condition, TaskPhase
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

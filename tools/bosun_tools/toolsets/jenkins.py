@@ -39,7 +39,8 @@ import httpx
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
-from bosun_tools.kube import Identity, KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput, table
 from bosun_tools.registry import bosun_tool, current
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
-from bosun_tools.kube import KubeClient, KubeError, ResourceInfo
+from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo
 from bosun_tools.output import ToolOutput, age, field_changes, table
 from bosun_tools.registry import Image, K8sName, Namespace, bosun_tool, current
 

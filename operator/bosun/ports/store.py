@@ -10,10 +10,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bosun_tools.kube import Identity, KubeClient, KubeError, ResourceInfo
+from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo
+from bosun_tools.identity import Identity
 
-from bosun import identity
-from bosun.models import API_VERSION, EVENT_MESSAGE_CAP, AgentTaskStatus, ApprovalGrantStatus
+from bosun.api.models import API_VERSION, EVENT_MESSAGE_CAP, AgentTaskStatus, ApprovalGrantStatus
+from bosun.core import identity
 
 log = logging.getLogger("bosun")
 

@@ -36,7 +36,7 @@ import yaml
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput, redact, table, to_yaml
 from bosun_tools.registry import Namespace, bosun_tool, current
 from bosun_tools.secrets import Found

@@ -25,7 +25,7 @@ from typing import Any
 
 from annotated_types import MaxLen
 
-from bosun.models import GROUP, AgentTaskSpec
+from bosun.api.models import GROUP, AgentTaskSpec
 
 TARGETS_POLICY_NAME = "bosun-target-namespaces"
 READ_CHECK = ("", "pods", "list")

@@ -18,7 +18,7 @@ import yaml
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
-from bosun_tools.kube import KubeClient, KubeError, ResourceInfo
+from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo
 from bosun_tools.output import (
     LAST_APPLIED,
     ToolOutput,
@@ -41,6 +41,7 @@ from bosun_tools.registry import (
     bosun_tool,
     current,
 )
+from bosun_tools.workloads import dig, drain_plan, pod_spec_path
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -189,23 +190,8 @@ def _mutation_output(
     )
 
 
-def _pod_spec_path(kind: str) -> tuple[str, ...]:
-    if kind == "Pod":
-        return ("spec",)
-    if kind == "CronJob":
-        return ("spec", "jobTemplate", "spec", "template", "spec")
-    return ("spec", "template", "spec")
-
-
-def _dig(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
-    node: Any = obj
-    for key in path:
-        node = node.get(key, {}) if isinstance(node, dict) else {}
-    return node if isinstance(node, dict) else {}
-
-
 def _images(obj: dict[str, Any]) -> dict[str, str]:
-    spec = _dig(obj, _pod_spec_path(obj.get("kind", "")))
+    spec = dig(obj, pod_spec_path(obj.get("kind", "")))
     return {c["name"]: c.get("image", "") for c in spec.get("containers", [])}
 
 
@@ -784,8 +770,8 @@ async def k8s_set_image(
     ctx = current()
     info = await ctx.kube.resolve(kind)
     before = await ctx.kube.get(info, name, namespace)
-    path = _pod_spec_path(info.kind)
-    spec = _dig(before, path)
+    path = pod_spec_path(info.kind)
+    spec = dig(before, path)
     names = [c["name"] for c in spec.get("containers", [])] + [
         c["name"] for c in spec.get("initContainers", [])
     ]
@@ -962,34 +948,6 @@ async def k8s_uncordon(name: K8sName) -> ToolOutput:
     return await _set_unschedulable(name, False)
 
 
-def _drain_plan(
-    pods: list[dict[str, Any]], *, force: bool, delete_emptydir_data: bool
-) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """(pods to evict, skipped lines, blocking problems) with kubectl drain's rules."""
-    evict, skipped, problems = [], [], []
-    for pod in pods:
-        meta = pod["metadata"]
-        label = f"{meta['namespace']}/{meta['name']}"
-        owners = meta.get("ownerReferences", [])
-        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-            evict.append(pod)
-            continue
-        if "kubernetes.io/config.mirror" in meta.get("annotations", {}):
-            skipped.append(f"{label} (mirror pod)")
-            continue
-        if any(o.get("kind") == "DaemonSet" and o.get("controller") for o in owners):
-            skipped.append(f"{label} (DaemonSet-managed)")
-            continue
-        if not any(o.get("controller") for o in owners) and not force:
-            problems.append(f"{label} is not managed by a controller (pass force=true to delete it anyway)")
-            continue
-        if any("emptyDir" in v for v in pod.get("spec", {}).get("volumes", [])) and not delete_emptydir_data:
-            problems.append(f"{label} uses emptyDir data (pass delete_emptydir_data=true to lose it)")
-            continue
-        evict.append(pod)
-    return evict, skipped, problems
-
-
 @bosun_tool(toolset="kubernetes", destructive=True, idempotent=True, timeout=330)
 async def k8s_drain(
     name: K8sName,
@@ -1004,7 +962,7 @@ async def k8s_drain(
     pods_info = await kube.resolve("pods", "v1")
     node = await kube.get(node_info, name)
     listing = await kube.list(pods_info, field_selector=f"spec.nodeName={name}")
-    evict, skipped, problems = _drain_plan(
+    evict, skipped, problems = drain_plan(
         listing.get("items", []), force=force, delete_emptydir_data=delete_emptydir_data
     )
     if problems:

@@ -27,6 +27,8 @@ from kubernetes import client as k8s_client
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
 
+from bosun_tools.identity import Identity
+
 DEFAULT_TIMEOUT = 30.0
 # client-go re-reads a kubeconfig ``tokenFile`` once a minute: a rotated token is used without a restart.
 TOKEN_FILE_PERIOD = 60.0
@@ -42,22 +44,6 @@ _AGGREGATED_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
 )
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a request is made as: the user plus every group (without groups RBAC sees only
-    ``system:authenticated``, which would silently drop group-granted rights)."""
-
-    user: str
-    groups: tuple[str, ...] = ()
-
-    @property
-    def impersonated_groups(self) -> tuple[str, ...]:
-        """The groups to send when impersonating. None for a ServiceAccount: under constrained
-        impersonation (beta, on by default in Kubernetes 1.36) a ServiceAccount is impersonated by name
-        only, the API server adds exactly its groups itself, and naming groups is refused."""
-        return () if self.user.startswith("system:serviceaccount:") else self.groups
 
 
 class KubeError(Exception):

@@ -32,9 +32,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bosun_tools.kube import Identity
+from bosun_tools.identity import Identity
 
-from bosun.models import DNS_SUBDOMAIN, GROUP, UserRef
+from bosun.api.models import DNS_SUBDOMAIN, GROUP, UserRef
 
 POLICY_NAME = "bosun-identity"
 REQUESTER = f"{GROUP}/requester"

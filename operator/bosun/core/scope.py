@@ -1,7 +1,7 @@
 """What a tool call reaches, and whether a task may reach it (safety rule 6).
 
 The decision is kept pure (no I/O, no clients) so that every case can be tested as a table, and it lives
-in one place: ``bosun.gateway.ToolGateway.scope_error`` turns a call into a ``Call`` with ``call_of``,
+in one place: ``bosun.ports.gateway.ToolGateway.scope_error`` turns a call into a ``Call`` with ``call_of``,
 refuses what the arguments alone rule out with ``argument_error``, asks the API server's discovery about
 each kind the call names, and hands those facts to ``resource_error``.
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from bosun.models import GROUP
+from bosun.api.models import GROUP
 
 DENIED_GROUPS: Mapping[str, str] = {
     GROUP: "Bosun's own resources (tasks, grants) decide what Bosun may do",

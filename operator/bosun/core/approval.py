@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bosun.models import (
+from bosun.api.models import (
     GROUP,
     AgentTaskStatus,
     ApprovalGrantSpec,
