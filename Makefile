@@ -45,10 +45,11 @@ crds: venv ## regenerate crds/ (and the chart's copies) from the pydantic models
 	cp crds/identity-policy.yaml charts/bosun/files/identity-policy.yaml
 
 .PHONY: lint
-lint: venv ## ruff (lint + format check) and mypy --strict
+lint: venv ## ruff (lint + format check), mypy --strict and the import contracts (pyproject.toml)
 	$(PY) ruff check .
 	$(PY) ruff format --check .
 	$(PY) mypy
+	$(PY) lint-imports --no-cache
 
 .PHONY: test
 test: venv binaries ## lint, then every test against the real local control plane

@@ -59,9 +59,10 @@ async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
 
 
 async def bench_tools(namespace: str) -> None:
+    from bosun.planner.toolsets import offered_toolsets, openai_tools
     from bosun.ports.gateway import ToolGateway
     from bosun_tools.identity import Identity
-    from bosun_tools.server import ToolSettings
+    from bosun_tools.settings import ToolSettings
 
     admin = Identity("bosun-admin", ("system:masters",))
     gateway = ToolGateway.in_process(ToolSettings.from_env())
@@ -92,12 +93,12 @@ async def bench_tools(namespace: str) -> None:
             )
         )
         print("tool definitions sent to the model (json.dumps characters):")
-        default = len(json.dumps(await gateway.openai_tools(["kubernetes"])))
+        default = len(json.dumps(await openai_tools(gateway, ["kubernetes"])))
         print(f"  {'default turn (read-only kubernetes + load_toolset)':<52} {default:6d}")
-        for toolset in (await gateway.toolsets())[1:]:
-            loaded = len(json.dumps(await gateway.openai_tools(["kubernetes", toolset])))
+        for toolset in (await offered_toolsets(gateway))[1:]:
+            loaded = len(json.dumps(await openai_tools(gateway, ["kubernetes", toolset])))
             print(f"  {'+ ' + toolset:<52} {loaded - default:+6d}")
-        everything = len(json.dumps(await gateway.openai_tools(await gateway.toolsets())))
+        everything = len(json.dumps(await openai_tools(gateway, await offered_toolsets(gateway))))
         print(f"  {'everything loaded':<52} {everything:6d}")
     finally:
         await gateway.aclose()

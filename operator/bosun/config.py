@@ -37,7 +37,8 @@
 The approval variables are defaults: a Namespace object's annotations ``bosun.dev/four-eyes``,
 ``bosun.dev/required-approvals``, ``bosun.dev/destructive-approver-groups``,
 ``bosun.dev/annotation-approvals`` and ``bosun.dev/max-grant-age-seconds`` override them for tasks in or
-targeting that namespace (the strictest of all namespaces a task touches applies: ``bosun.core.approval``).
+targeting that namespace (the strictest of all namespaces a task touches applies:
+``bosun.core.approval_policy``).
 Only cluster admins can annotate namespaces, so users who may edit tasks and grants cannot weaken it.
 Likewise ``bosun.dev/execution-service-account`` overrides ``BOSUN_EXECUTION_SERVICE_ACCOUNT`` (the account
 is used only when every namespace a task touches agrees; see ``bosun.core.identity.execution_identity``).
@@ -51,12 +52,13 @@ from dataclasses import dataclass, field, replace
 
 from bosun_tools.logs import LOG_FORMATS
 
-from bosun.core.approval import ApprovalPolicy
+from bosun.core.approval_policy import ApprovalPolicy
 from bosun.core.identity import (
     DEFAULT_PRIVILEGED_GROUPS,
     DEFAULT_PROTECTED_NAMESPACES,
     service_account_setting,
 )
+from bosun.core.words import names, parse_bool
 from bosun.planner import ModelSettings
 from bosun.ports.gateway import operator_namespace
 
@@ -75,18 +77,13 @@ def _names(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[
     """A comma-separated list; unset keeps the default, an empty value means none."""
     if key not in env:
         return default
-    return tuple(n.strip() for n in env[key].split(",") if n.strip())
+    return names(env[key])
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = env.get(key, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("true", "1", "yes", "on"):
-        return True
-    if raw in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"{key}={env[key]!r} is not a boolean; set it to true or false")
+    """Unset or empty keeps the default; anything but a yes or no word stops the operator at start."""
+    raw = env.get(key, "")
+    return parse_bool(raw, key) if raw.strip() else default
 
 
 @dataclass(frozen=True)
@@ -168,7 +165,8 @@ class OperatorConfig:
     tool_timeout_seconds: float = 120.0
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     execution_service_account: str = ""
-    """"": approved calls run as the requester (the default, safety rule 3)."""
+    """"": approved calls run as the requester (the default: Bosun acts with the rights of whoever asked,
+    so RBAC decides every call)."""
     privileged_groups: tuple[str, ...] = DEFAULT_PRIVILEGED_GROUPS
     """Requesters in these groups are never impersonated (``bosun.core.identity.impersonation_refusal``)."""
     protected_namespaces: tuple[str, ...] = DEFAULT_PROTECTED_NAMESPACES
@@ -203,7 +201,7 @@ class OperatorConfig:
             model=model,
             tools_url=url,
             tools_token=token,
-            namespaces=tuple(n.strip() for n in env.get("BOSUN_NAMESPACES", "").split(",") if n.strip()),
+            namespaces=_names(env, "BOSUN_NAMESPACES", ()),
             verify_seconds=_float(env, "BOSUN_VERIFY_SECONDS", 180.0),
             approval_timeout_seconds=_float(env, "BOSUN_APPROVAL_TIMEOUT_SECONDS", 7 * 24 * 3600.0),
             sweep_seconds=_float(env, "BOSUN_SWEEP_SECONDS", 10.0),

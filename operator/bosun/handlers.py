@@ -1,4 +1,5 @@
-"""kopf wiring, kept thin: every handler hands the object to ``bosun.reconcile``.
+"""kopf wiring, kept thin: task handlers hand the object to ``bosun.reconcile``, grant handlers to
+``bosun.steps.approve``.
 
 Handlers never raise: a reconcile that cannot finish records why in the task's conditions, and the sweep
 (started here) looks again after ``BOSUN_SWEEP_SECONDS``. kopf is used for watching and triggering only;
@@ -22,7 +23,9 @@ from bosun.config import OperatorConfig
 from bosun.health import Health, Started
 from bosun.ports.gateway import ToolGateway
 from bosun.ports.store import TaskConflict
-from bosun.reconcile import Deps, reconcile_task, touch_for_grant
+from bosun.reconcile import reconcile_task
+from bosun.steps.approve import touch_for_grant
+from bosun.steps.task import Deps
 
 KOPF_PREFIX = f"kopf.{GROUP}"
 """kopf's own bookkeeping prefix. Not ``bosun.dev`` itself: kopf ignores every annotation under its prefix
@@ -34,7 +37,7 @@ log = logging.getLogger("bosun")
 def _gateway(config: OperatorConfig) -> ToolGateway:
     if config.tools_url and config.tools_token:
         return ToolGateway.over_http(config.tools_url, config.tools_token)
-    from bosun_tools.server import ToolSettings
+    from bosun_tools.settings import ToolSettings
 
     return ToolGateway.in_process(ToolSettings.from_env())
 
@@ -105,7 +108,6 @@ async def _reconcile(deps: Deps, namespace: str, name: str, uid: str, *, wait: b
             for _ in range(RECONCILE_ATTEMPTS):
                 body = await deps.store.get_task(namespace, name)
                 if body is None or body["metadata"]["uid"] != uid:
-                    deps.locks.pop(uid, None)
                     return
                 try:
                     await reconcile_task(body, deps)

@@ -4,7 +4,8 @@ The checks run before kopf starts, so a pod that cannot work says so instead of 
 unready, logs what to fix, and checks again with backoff (installing the missing CRDs, policies or RBAC is
 enough; no restart needed). They are: credentials load and the API server accepts them (not
 ``system:anonymous``), the CRDs are served, the operator's RBAC allows what it does, and the identity
-admission policies are installed (without them requesters and approvers cannot be trusted, safety rule 2).
+admission policies are installed (without them the requester and approver annotations are whatever a
+client wrote, so nobody could be acted as or counted as an approver).
 
 Readiness: ready once the checks passed and, on the leader, kopf's startup finished and its watches on
 AgentTasks and ApprovalGrants run. A standby (leader election) is ready too: it passed the same checks and

@@ -18,7 +18,7 @@ from bosun.api.models import AgentTaskSpec, AgentTaskStatus, ProposedStep
 from bosun.config import OperatorConfig
 from bosun.core.approval import plan_hash
 from bosun.ports.store import Store, TaskConflict
-from bosun.reconcile import Deps, Task
+from bosun.steps.task import Deps, Task
 from bosun_tools.client.kube import KubeClient
 
 from tests.e2e.conftest import (

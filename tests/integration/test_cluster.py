@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,9 +131,16 @@ CRD = {
 }
 
 
-def test_crd_with_status_subresource_round_trips(kubectl: Kubectl, namespace: str) -> None:
+@pytest.fixture
+def gadget_crd(kubectl: Kubectl) -> Iterator[None]:
+    """A throw-away CRD, removed again: the session's cluster is shared by every later test."""
     kubectl("apply", "-f", "-", input=json.dumps(CRD))
     crds_established(kubectl, "gadgets.cluster.bosun.dev")
+    yield
+    kubectl("delete", "crd", "gadgets.cluster.bosun.dev", "--wait=false", check=False)
+
+
+def test_crd_with_status_subresource_round_trips(kubectl: Kubectl, namespace: str, gadget_crd: None) -> None:
     gadget = {
         "apiVersion": "cluster.bosun.dev/v1",
         "kind": "Gadget",

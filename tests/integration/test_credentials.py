@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from bosun_tools.client.exec import exec_in_pod
 from bosun_tools.client.kube import KubeClient, KubeError
 from bosun_tools.identity import Identity
 from kubernetes.config.kube_config import EXPIRY_SKEW_PREVENTION_DELAY
@@ -158,7 +159,7 @@ async def test_impersonation_and_pod_exec_carry_the_token(
     client = clients(kubeconfig_for(cluster, tmp_path / "kubeconfig", {"token": token.strip()}))
     as_runner = client.impersonating(Identity(runner))
     assert await username(as_runner) == runner
-    ran = await as_runner.exec(namespace, pod, ["echo", "token works"])
+    ran = await exec_in_pod(as_runner, namespace, pod, ["echo", "token works"])
     assert (ran.stdout, ran.exit_code) == ("token works\n", 0)
     with pytest.raises(KubeError, match=rf'User "{robot}" cannot'):
-        await client.exec(namespace, pod, ["echo", "not allowed"])
+        await exec_in_pod(client, namespace, pod, ["echo", "not allowed"])

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
-from bosun.planner.graph import REQUEST_BUDGET, TOOL_RESULT_CAP
-from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway
+from bosun.planner.bounds import REQUEST_BUDGET, TOOL_RESULT_CAP
+from bosun.planner.toolsets import LOAD_TOOLSET
+from bosun.ports.gateway import ToolGateway
 from bosun_tools.identity import Identity
-from bosun_tools.server import ToolSettings
+from bosun_tools.settings import ToolSettings
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.fakes.llm import FakeLLM, call, text, tool_calls

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bosun.planner.toolsets import openai_tools
 from bosun.ports.gateway import ToolGateway, ToolServerUnavailable
 from bosun_tools.identity import Identity
 
@@ -117,7 +118,7 @@ async def test_wrong_token_is_unavailable_with_a_reason(tool_server: ToolServerP
     gw = ToolGateway.over_http(tool_server.url, "not-the-token")
     try:
         with pytest.raises(ToolServerUnavailable, match=r"refused the operator's token \(HTTP 401\)"):
-            await gw.openai_tools(["kubernetes"])
+            await openai_tools(gw, ["kubernetes"])
     finally:
         await gw.aclose()
 

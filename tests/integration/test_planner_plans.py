@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
-from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway
+from bosun.planner.toolsets import LOAD_TOOLSET
+from bosun.ports.gateway import ToolGateway
 from bosun_tools.identity import Identity
-from bosun_tools.server import ToolSettings
+from bosun_tools.settings import ToolSettings
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.fakes.llm import FakeLLM, Reply, call, text, tool_calls

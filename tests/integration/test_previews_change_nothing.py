@@ -45,11 +45,9 @@ import localcluster
 import pytest
 from bosun.ports.gateway import ToolGateway
 from bosun_tools.identity import Identity
-from bosun_tools.registry import INTERNAL, REGISTRY, TOOLSETS, load_toolsets
+from bosun_tools.registry import INTERNAL, REGISTRY, load_toolsets
 from bosun_tools.sealing import CLEANUP_TOOL, SEALED_FOR, SEALED_TYPE, TASK_API_VERSION, TaskRef
-from bosun_tools.server import ToolSettings
-from bosun_tools.toolsets.helm import HelmSettings
-from bosun_tools.toolsets.jenkins import JenkinsSettings
+from bosun_tools.settings import TOOLSETS, HelmSettings, JenkinsSettings, ToolSettings
 
 from tests.conftest import ClusterAccess, Kubectl
 from tests.fakes.jenkins import FakeJenkins, Parameter

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from bosun_tools.sealing import CLEANUP_TOOL, COMPARE_TOOL, SEALED_FOR, SEALED_TYPE, TASK_META, TaskRef
 from bosun_tools.secrets import Placeholder
-from bosun_tools.server import ToolSettings, build_server
+from bosun_tools.server import build_server
+from bosun_tools.settings import ToolSettings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 

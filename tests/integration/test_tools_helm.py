@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bosun_tools.client.helm import run_helm
 from bosun_tools.sealing import TaskRef
-from bosun_tools.server import ToolSettings, build_server
-from bosun_tools.toolsets.helm import HelmSettings, run_helm
+from bosun_tools.server import build_server
+from bosun_tools.settings import HelmSettings, ToolSettings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from bosun_tools.client.jenkins import job_label
 from bosun_tools.sealing import TaskRef
 from bosun_tools.secrets import Placeholder
-from bosun_tools.server import ToolSettings, build_server
-from bosun_tools.toolsets.jenkins import JenkinsSettings, job_label
+from bosun_tools.server import build_server
+from bosun_tools.settings import JenkinsSettings, ToolSettings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 

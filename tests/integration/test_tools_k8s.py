@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from bosun_tools.server import ToolSettings, build_server
+from bosun_tools.server import build_server
+from bosun_tools.settings import ToolSettings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 

@@ -1,8 +1,9 @@
-"""``bosun_tools.client.kube`` (contract 1) against the real API server: impersonation, discovery, verbs,
+"""``bosun_tools.client.kube`` against the real API server: impersonation, discovery, verbs,
 dry-run, error mapping and timeouts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,7 @@ from bosun_tools.identity import Identity
 from kubernetes import client as k8s_client
 
 from tests.conftest import ClusterAccess, Kubectl
+from tests.tools_support import WEB_IMAGE, deployment
 
 pytestmark = pytest.mark.cluster
 
@@ -65,7 +67,7 @@ async def test_discovery_resolves_what_people_type(kube: KubeClient) -> None:
 async def test_verbs_dry_run_and_error_mapping(kube: KubeClient, kubectl: Kubectl, namespace: str) -> None:
     cm = await kube.resolve("configmaps")
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
-    await kube.create(cm, body, namespace, dry_run=True)
+    await kube.previewing().create(cm, body, namespace)
     assert kubectl("get", "configmap", "c", "-n", namespace, check=False).returncode != 0
     created = await kube.create(cm, body, namespace)
     assert created["metadata"]["managedFields"][0]["manager"] == "bosun"
@@ -73,7 +75,7 @@ async def test_verbs_dry_run_and_error_mapping(kube: KubeClient, kubectl: Kubect
         await kube.create(cm, body, namespace)
     assert (exists.value.status, exists.value.reason) == (409, "AlreadyExists")
 
-    patched = await kube.patch(cm, "c", {"data": {"a": "2"}}, namespace, dry_run=True)
+    patched = await kube.previewing().patch(cm, "c", {"data": {"a": "2"}}, namespace)
     assert patched["data"] == {"a": "2"}
     assert (await kube.get(cm, "c", namespace))["data"] == {"a": "1"}
     applied = await kube.patch(
@@ -83,7 +85,7 @@ async def test_verbs_dry_run_and_error_mapping(kube: KubeClient, kubectl: Kubect
     listed = await kube.list(cm, namespace, field_selector="metadata.name=c", limit=5)
     assert [i["metadata"]["name"] for i in listed["items"]] == ["c"]
 
-    await kube.delete(cm, "c", namespace, dry_run=True)
+    await kube.previewing().delete(cm, "c", namespace)
     assert (await kube.get(cm, "c", namespace))["metadata"]["name"] == "c"
     await kube.delete(cm, "c", namespace)
     with pytest.raises(KubeError) as gone:
@@ -100,6 +102,61 @@ async def test_verbs_dry_run_and_error_mapping(kube: KubeClient, kubectl: Kubect
         await kube.impersonating(Identity("carol")).list(cm, namespace)
     assert (forbidden.value.status, forbidden.value.reason) == (403, "Forbidden")
     assert 'User "carol" cannot list resource "configmaps"' in forbidden.value.message
+
+
+async def test_a_previewing_client_sends_every_write_as_a_dry_run(kube: KubeClient, namespace: str) -> None:
+    """Every write verb (POST, PUT, PATCH, server-side apply, DELETE) and the subresources tools write
+    (scale, eviction) reach the API server, which validates them and answers, yet store nothing: the
+    objects keep their resourceVersion (or, where a controller writes status, their generation)."""
+    preview = kube.previewing().impersonating(None)  # a view of a previewing client keeps previewing
+    assert (preview.dry_run, kube.dry_run) == (True, False)
+    cm = await kube.resolve("configmaps")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept"}, "data": {"a": "1"}}
+    live = await kube.create(cm, body, namespace)
+    version = live["metadata"]["resourceVersion"]
+
+    fresh = await preview.create(cm, {**body, "metadata": {"name": "fresh"}}, namespace)
+    assert fresh["metadata"]["name"] == "fresh"
+    with pytest.raises(KubeError) as never_created:
+        await kube.get(cm, "fresh", namespace)
+    assert never_created.value.status == 404
+    replaced = await preview.request("PUT", cm.path(namespace, "kept"), json={**live, "data": {"a": "9"}})
+    assert replaced["data"] == {"a": "9"}
+    assert (await preview.patch(cm, "kept", {"data": {"a": "2"}}, namespace))["data"] == {"a": "2"}
+    applied = await preview.patch(
+        cm, "kept", {**body, "data": {"b": "3"}}, namespace, patch_type="apply", force=True
+    )
+    assert applied["data"]["b"] == "3"
+    await preview.delete(cm, "kept", namespace)
+    after = await kube.get(cm, "kept", namespace)
+    assert (after["metadata"]["resourceVersion"], after["data"]) == (version, {"a": "1"})
+
+    deployments = await kube.resolve("deployments")
+    web = await kube.create(deployments, json.loads(deployment("web", replicas=2)), namespace)
+    scaled = await preview.patch(
+        deployments, "web", {"spec": {"replicas": 5}}, namespace, subresource="scale"
+    )
+    assert scaled["spec"]["replicas"] == 5
+    still = await kube.get(deployments, "web", namespace)
+    assert (still["metadata"]["generation"], still["spec"]["replicas"]) == (web["metadata"]["generation"], 2)
+
+    pods = await kube.resolve("pods")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "evictee"},
+        "spec": {"containers": [{"name": "c", "image": WEB_IMAGE}]},
+    }
+    created = await kube.create(pods, pod, namespace)
+    eviction = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": "evictee", "namespace": namespace},
+    }
+    await preview.request("POST", pods.path(namespace, "evictee", "eviction"), json=eviction)
+    remaining = await kube.get(pods, "evictee", namespace)
+    assert remaining["metadata"]["uid"] == created["metadata"]["uid"]
+    assert "deletionTimestamp" not in remaining["metadata"]
 
 
 async def test_every_request_has_a_timeout(kube: KubeClient, namespace: str) -> None:

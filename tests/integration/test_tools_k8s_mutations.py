@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from bosun_tools.output import LAST_APPLIED
-from bosun_tools.toolsets.kubernetes import CHANGE_CAUSE
+from bosun_tools.toolsets.kubernetes.read import CHANGE_CAUSE
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 

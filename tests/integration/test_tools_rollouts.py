@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bosun_tools.server import ToolSettings, build_server
+from bosun_tools.server import build_server
+from bosun_tools.settings import ToolSettings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 

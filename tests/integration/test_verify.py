@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 from bosun.api.models import ProposedStep, Verification
-from bosun.executor import small_data
+from bosun.core.proposals import small_data
 from bosun.planner import PlanningContext
 from bosun.ports.gateway import ToolCallOutcome, ToolGateway
-from bosun.verify import verify
+from bosun.steps.verify.run import verify
 from bosun_tools.identity import Identity
-from bosun_tools.server import ToolSettings
+from bosun_tools.settings import ToolSettings
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.tools_support import deployment, grant

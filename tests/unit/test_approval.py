@@ -7,16 +7,12 @@ from typing import Any
 
 import pytest
 from bosun.api.models import AgentTaskStatus, ProposedStep, UserRef
-from bosun.core.approval import (
-    already_considered,
-    apply_verdict,
-    grant_matches_proposal,
-    grant_status,
-    plan_hash,
-)
+from bosun.core.approval import already_considered, apply_verdict, plan_hash
+from bosun.core.grants import grant_matches_proposal, grant_status
 from bosun.core.identity import APPROVER, ON_BEHALF_OF, approver_of
+from bosun.core.proposals import proposal_records
 from bosun.planner import PlannedCall
-from bosun.reconcile import build_proposal, proposal_records
+from bosun.steps.plan import build_proposal
 from bosun_tools.identity import Identity
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

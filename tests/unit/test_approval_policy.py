@@ -7,35 +7,35 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from bosun.api.identity_policies import admission_policies
 from bosun.api.models import AgentTaskStatus, UserRef
 from bosun.config import OperatorConfig
-from bosun.core.approval import (
+from bosun.core.approval import apply_verdict, tally
+from bosun.core.approval_policy import (
     ANNOTATION_APPROVALS,
     DESTRUCTIVE_APPROVER_GROUPS,
     FOUR_EYES,
     MAX_GRANT_AGE,
     REQUIRED_APPROVALS,
     ApprovalPolicy,
-    GrantVerdict,
     GroupRule,
-    apply_verdict,
-    judge_grant,
     strictest,
-    tally,
 )
+from bosun.core.grants import GrantVerdict, judge_grant
 from bosun.core.identity import (
     APPROVER,
     APPROVER_GROUPS,
     ON_BEHALF_OF,
     ON_BEHALF_OF_GROUPS,
-    admission_policies,
     decode_groups,
     encode_groups,
     grant_origin,
     requester_of,
 )
+from bosun.core.proposals import proposal_records
+from bosun.core.words import is_true, parse_bool
 from bosun.planner import PlannedCall
-from bosun.reconcile import build_proposal, proposal_records
+from bosun.steps.plan import build_proposal
 from bosun_tools.identity import Identity
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -159,6 +159,20 @@ def test_environment_sets_the_operator_wide_policy() -> None:
 def test_a_bad_environment_value_stops_the_operator_naming_it(variable: str, value: str) -> None:
     with pytest.raises(ValueError, match=variable):
         OperatorConfig.from_env({variable: value})
+
+
+@pytest.mark.parametrize("word", ["true", "Yes", " on ", "1"])
+def test_every_switch_reads_yes_the_same_way(word: str) -> None:
+    assert is_true(word)
+    assert OperatorConfig.from_env({"BOSUN_ALLOW_CLUSTER_SCOPE": word}).allow_cluster_scope
+    assert ApprovalPolicy(four_eyes=False).for_namespace("shop", {FOUR_EYES: word}).four_eyes
+
+
+@pytest.mark.parametrize("word", ["approved", "enabled", "y", ""])
+def test_a_word_that_is_not_yes_never_switches_anything_on(word: str) -> None:
+    assert not is_true(word)
+    with pytest.raises(ValueError, match="is not a boolean; set it to true or false"):
+        parse_bool(word, "BOSUN_FOUR_EYES")
 
 
 def test_namespace_annotations_override_the_defaults() -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 from bosun.api.models import MAX_PROPOSAL_STEPS, PROPOSAL_ARGS_CAP, STEP_ARGS_CAP, AgentTaskStatus, StepRecord
 from bosun.core.approval import plan_hash
+from bosun.core.proposals import add_usage, history_lines, proposal_records
 from bosun.planner import PlannedCall, Usage
-from bosun.reconcile import add_usage, build_proposal, history_lines, proposal_records, replay_calls
+from bosun.steps.plan import build_proposal, replay_calls
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 UID = "0b7c6a0e-1111-4222-8333-444455556666"

@@ -1,4 +1,5 @@
-"""The generated CRDs: up to date with the models, structural, and readable with kubectl."""
+"""The generated CRDs: structural and readable with kubectl (that ``crds/`` matches the models is
+tests/unit/test_golden.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,6 @@ import yaml
 from bosun.api import crdgen
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
-
-
-def test_crds_directory_is_up_to_date(tmp_path: Path) -> None:
-    crdgen.write(tmp_path)
-    for generated in sorted(tmp_path.iterdir()):
-        committed = CRDS / generated.name
-        assert committed.exists(), f"{committed} missing: run `make crds`"
-        assert committed.read_text() == generated.read_text(), f"{committed} is stale: run `make crds`"
-    assert {p.name for p in CRDS.glob("*.yaml")} == {p.name for p in tmp_path.iterdir()}
 
 
 def _walk(schema: dict[str, Any], path: str = "") -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from bosun.api.identity_policies import policy_api_version
 from bosun.api.models import UserRef
 from bosun.config import OperatorConfig
 from bosun.core import identity as ids
@@ -110,4 +111,4 @@ def test_bosun_never_acts_as_an_unbounded_identity() -> None:
 def test_the_identity_policies_are_read_through_the_newest_served_version(
     served: set[str], chosen: str | None
 ) -> None:
-    assert ids.policy_api_version(served) == chosen
+    assert policy_api_version(served) == chosen

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bosun.api.models import AgentTaskStatus, StepRecord, UserRef
-from bosun.core.approval import apply_verdict, grant_matches_proposal
-from bosun.executor import next_action, skip_remaining
+from bosun.core.approval import apply_verdict
+from bosun.core.grants import grant_matches_proposal
+from bosun.core.proposals import next_action, proposal_records, skip_remaining
 from bosun.planner import PlannedCall
-from bosun.reconcile import build_proposal, proposal_records
+from bosun.steps.plan import build_proposal
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 UID = "0b7c6a0e-1111-4222-8333-444455556666"

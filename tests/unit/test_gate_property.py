@@ -22,10 +22,11 @@ from typing import Any
 
 from bosun.api.models import AgentTaskStatus, ApprovalRecord, UserRef
 from bosun.core import identity as ids
-from bosun.core.approval import ApprovalPolicy, GrantFacts, authorize
-from bosun.executor import next_action
+from bosun.core.approval import GrantFacts, authorize
+from bosun.core.approval_policy import ApprovalPolicy
+from bosun.core.proposals import next_action, proposal_records
 from bosun.planner import PlannedCall
-from bosun.reconcile import build_proposal, proposal_records
+from bosun.steps.plan import build_proposal
 
 UID = "0b7c6a0e-1111-4222-8333-444455556666"
 OTHER_UID = "9f0e8d7c-5555-4666-8777-888899990000"

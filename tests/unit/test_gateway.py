@@ -1,4 +1,4 @@
-"""The operator's gate to the tool server: lean schemas, read-only decisions, scope, argument validation.
+"""The operator's gate to the tool server: read-only decisions, scope, argument validation.
 
 The scope rules themselves are tabled in tests/unit/test_scope.py; here is how the gateway feeds them
 (the tools' defaults, API discovery, the operator's namespace).
@@ -17,19 +17,10 @@ from pathlib import Path
 import pytest
 from bosun.core import scope
 from bosun.core.scope import Resource
-from bosun.ports.gateway import (
-    LOAD_TOOLSET,
-    KubeDiscovery,
-    ToolGateway,
-    ToolServerUnavailable,
-    lean_schema,
-    operator_namespace,
-    toolset_of,
-)
+from bosun.planner.toolsets import openai_tools
+from bosun.ports.gateway import KubeDiscovery, ToolGateway, ToolServerUnavailable, operator_namespace
 from bosun_tools.identity import Identity
-from bosun_tools.server import ToolSettings
-
-DEFAULT_TURN_BUDGET = 6_000
+from bosun_tools.settings import ToolSettings
 
 
 @pytest.fixture
@@ -37,84 +28,6 @@ async def gateway() -> AsyncIterator[ToolGateway]:
     gw = ToolGateway.in_process(ToolSettings())
     yield gw
     await gw.aclose()
-
-
-def test_lean_schema_drops_noise_and_collapses_optional() -> None:
-    schema = {
-        "type": "object",
-        "title": "Args",
-        "additionalProperties": False,
-        "$defs": {"Mode": {"title": "Mode", "type": "string", "enum": ["a", "b"]}},
-        "properties": {
-            "name": {"title": "Name", "type": "string", "pattern": "^[a-z]+$", "maxLength": 63},
-            "namespace": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "title": "Ns"},
-            "mode": {"$ref": "#/$defs/Mode", "default": "a"},
-            "title": {"type": "string", "description": "A property may be called title. Second sentence."},
-            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-        },
-        "required": ["name"],
-    }
-    assert lean_schema(schema) == {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "namespace": {"type": "string"},
-            "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
-            "title": {"type": "string", "description": "A property may be called title."},
-            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-        },
-        "required": ["name"],
-    }
-
-
-async def test_default_turn_is_read_only_kubernetes_and_lean(gateway: ToolGateway) -> None:
-    tools = await gateway.openai_tools(["kubernetes"])
-    names = [t["function"]["name"] for t in tools]
-    assert "k8s_get" in names
-    assert "k8s_list" in names
-    assert LOAD_TOOLSET in names
-    assert all(gateway.is_read_only(n) for n in names if n != LOAD_TOOLSET)
-    assert "k8s_scale" not in names
-    assert not any(n.startswith("helm_") for n in names)
-    encoded = json.dumps(tools)
-    assert len(encoded) < DEFAULT_TURN_BUDGET, f"default turn sends {len(encoded)} characters"
-    for noise in ('"title"', '"additionalProperties"', '"pattern"', '{"type": "null"}', '"outputSchema"'):
-        assert noise not in encoded
-    load = next(t for t in tools if t["function"]["name"] == LOAD_TOOLSET)
-    offered = load["function"]["parameters"]["properties"]["toolset"]["enum"]
-    assert "kubernetes-write" in offered
-    assert "helm" in offered
-    assert "kubernetes" not in offered
-
-
-async def test_toolsets_load_on_demand(gateway: ToolGateway) -> None:
-    groups = await gateway.toolsets()
-    assert groups[0] == "kubernetes"
-    everything = await gateway.openai_tools(groups)
-    assert LOAD_TOOLSET not in [t["function"]["name"] for t in everything]
-    with_write = [
-        t["function"]["name"] for t in await gateway.openai_tools(["kubernetes", "kubernetes-write"])
-    ]
-    assert "k8s_scale" in with_write
-    assert "k8s_get" in with_write
-    assert all(toolset_of(n) in ("kubernetes", "kubernetes-write") for n in with_write if n != LOAD_TOOLSET)
-
-
-async def test_each_toolset_costs_little(gateway: ToolGateway, capsys: pytest.CaptureFixture[str]) -> None:
-    """The figures reported for issue 4: JSON characters of the tool definitions sent per model turn."""
-    default = len(json.dumps(await gateway.openai_tools(["kubernetes"])))
-    sizes = {"default turn (read-only kubernetes + load_toolset)": default}
-    for group in (await gateway.toolsets())[1:]:
-        loaded = len(json.dumps(await gateway.openai_tools(["kubernetes", group])))
-        sizes[f"+ {group}"] = loaded - default
-        assert loaded - default < DEFAULT_TURN_BUDGET, f"toolset {group} adds {loaded - default} characters"
-    everything = len(json.dumps(await gateway.openai_tools(await gateway.toolsets())))
-    sizes["everything loaded"] = everything
-    with capsys.disabled():
-        print("\ntool definitions per turn (json.dumps characters):")
-        for label, size in sizes.items():
-            print(f"  {label}: {size}")
-    assert everything < 4 * DEFAULT_TURN_BUDGET
 
 
 def test_read_only_comes_from_the_operator_registry() -> None:
@@ -272,7 +185,7 @@ async def test_unreachable_server_raises_tool_server_unavailable() -> None:
         port = probe.getsockname()[1]
     gw = ToolGateway.over_http(f"http://127.0.0.1:{port}/mcp", "token")
     with pytest.raises(ToolServerUnavailable, match=f"127.0.0.1:{port}"):
-        await gw.openai_tools(["kubernetes"])
+        await openai_tools(gw, ["kubernetes"])
     with pytest.raises(ToolServerUnavailable):
         await gw.read("k8s_get", {"kind": "pods", "name": "x"}, identity=Identity("alice"))
     await gw.aclose()

@@ -13,7 +13,7 @@ import yaml
 from bosun.config import OperatorConfig
 from bosun.handlers import _run
 from bosun.ports.store import Store
-from bosun.reconcile import Deps
+from bosun.steps.task import Deps
 from bosun_tools.client.kube import KubeClient
 
 
@@ -53,3 +53,20 @@ async def test_a_reconcile_during_an_api_outage_raises_nothing(
     finally:
         await kube.aclose()
     assert "reconcile of agenttask shop/scale-web failed; the sweep retries" in caplog.text
+
+
+async def test_a_task_lock_lives_only_while_a_reconcile_holds_or_awaits_it() -> None:
+    """Finished and deleted tasks leave no lock behind in a long-running operator."""
+    deps = Deps(
+        store=None,  # type: ignore[arg-type]  # locking needs no API server
+        gateway=None,  # type: ignore[arg-type]
+        config=OperatorConfig.from_env({}),
+        operator_identity=None,
+        identity_trusted=True,
+    )
+    async with deps.locked("uid-1") as got:
+        assert got
+        async with deps.locked("uid-1", wait=False) as second:
+            assert not second, "the sweep skips a task another reconcile is working on"
+        assert list(deps.locks) == ["uid-1"]
+    assert list(deps.locks) == []

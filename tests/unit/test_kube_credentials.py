@@ -25,6 +25,7 @@ from typing import Any
 import localcluster
 import pytest
 import yaml
+from bosun_tools.client.exec import exec_in_pod
 from bosun_tools.client.kube import Credentials, KubeClient, KubeError
 from bosun_tools.identity import Identity
 from kubernetes import client as k8s_client
@@ -359,7 +360,9 @@ async def test_exec_websocket_uses_the_same_credentials_and_retries_after_a_401(
         client = KubeClient.from_kubeconfig(config)
         try:
             token.write_text("ws-2")
-            result = await client.impersonating(Identity("bob")).exec("shop", "web-0", ["echo", "hello"])
+            result = await exec_in_pod(
+                client.impersonating(Identity("bob")), "shop", "web-0", ["echo", "hello"]
+            )
         finally:
             await client.aclose()
     assert (result.stdout, result.exit_code) == ("hello\n", 0)

@@ -11,7 +11,7 @@ from bosun.planner.offline import parse
 from bosun.ports.gateway import ToolGateway
 from bosun_tools.identity import Identity
 from bosun_tools.registry import safety_of
-from bosun_tools.server import ToolSettings
+from bosun_tools.settings import ToolSettings
 
 SCALE_WEB_5 = {"kind": "deployment", "name": "web", "namespace": "shop", "replicas": 5}
 

@@ -13,18 +13,14 @@ from typing import Any
 
 import pytest
 from bosun.planner import ModelSettings, PlanningContext, judge_outcome, propose_plan
-from bosun.planner.graph import (
-    COMPACTED_CAP,
-    MAX_CALLS_PER_TURN,
-    MAX_REFUSED_TURNS,
-    REQUEST_BUDGET,
-    TOOL_ARGUMENTS_CAP,
-    TOOL_RESULT_CAP,
-)
+from bosun.planner.bounds import COMPACTED_CAP, REQUEST_BUDGET, TOOL_ARGUMENTS_CAP, TOOL_RESULT_CAP
+from bosun.planner.graph import MAX_REFUSED_TURNS
+from bosun.planner.tool_calls import MAX_CALLS_PER_TURN
+from bosun.planner.toolsets import LOAD_TOOLSET
 from bosun.planner.types import MODEL_CALLS_PER_ITERATION
-from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway
+from bosun.ports.gateway import ToolGateway
 from bosun_tools.identity import Identity
-from bosun_tools.server import ToolSettings
+from bosun_tools.settings import ToolSettings
 
 from tests.fakes.llm import FakeLLM, call, text, tool_calls
 

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from bosun.core.scope import Resource
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
-from bosun.planner.graph import MAX_CALLS_PER_TURN, MAX_REFUSED_TURNS
-from bosun.ports.gateway import LOAD_TOOLSET, ToolGateway, ToolServerUnavailable
+from bosun.planner.graph import MAX_REFUSED_TURNS
+from bosun.planner.tool_calls import MAX_CALLS_PER_TURN
+from bosun.planner.toolsets import LOAD_TOOLSET
+from bosun.ports.gateway import ToolGateway, ToolServerUnavailable
 from bosun_tools.identity import Identity
-from bosun_tools.server import ToolSettings
+from bosun_tools.settings import ToolSettings
 
 from tests.fakes.llm import FakeLLM, call, error, text, tool_calls
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from bosun.planner import ModelSettings, PlanningContext, propose_plan
+from bosun.planner.toolsets import offered_toolsets, openai_tools
 from bosun.ports.gateway import ToolGateway
 from bosun_tools.client.kube import KubeClient
 from bosun_tools.identity import Identity
@@ -30,7 +31,7 @@ from bosun_tools.sealing import (
     unseal,
 )
 from bosun_tools.secrets import Found, Leaf, Placeholder, leaves, scrub, values_of, with_values
-from bosun_tools.server import ToolSettings
+from bosun_tools.settings import ToolSettings
 from fastmcp.exceptions import ToolError
 from kubernetes import client as k8s_client
 
@@ -315,9 +316,9 @@ def context(request: str) -> PlanningContext:
 async def test_the_cleanup_tool_is_served_but_never_offered_to_a_model(
     gateway: ToolGateway, fake_llm: FakeLLM
 ) -> None:
-    everything = await gateway.openai_tools(await gateway.toolsets())
+    everything = await openai_tools(gateway, await offered_toolsets(gateway))
     assert CLEANUP_TOOL not in json.dumps(everything)
-    assert "internal" not in await gateway.toolsets()
+    assert "internal" not in await offered_toolsets(gateway)
     problem = await gateway.validation_error(CLEANUP_TOOL, {"namespace": "shop", "task_uid": TASK.uid})
     assert problem is not None
     assert problem.startswith(f"unknown tool {CLEANUP_TOOL!r}")

@@ -11,9 +11,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from bosun_tools.client import helm as helm_client
 from bosun_tools.identity import Identity
+from bosun_tools.settings import HelmSettings
 from bosun_tools.toolsets import helm
-from bosun_tools.toolsets.helm import HelmSettings
 from fastmcp.exceptions import ToolError
 
 SETTINGS = HelmSettings(
@@ -42,31 +43,33 @@ spec:
 
 
 def test_argv_is_a_list_with_impersonation_flags() -> None:
-    argv = helm.helm_argv(SETTINGS, ["list", "-n", "shop"], Identity("alice", ("sre", "dev")), "/bin/helm")
+    argv = helm_client.helm_argv(
+        SETTINGS, ["list", "-n", "shop"], Identity("alice", ("sre", "dev")), "/bin/helm"
+    )
     assert argv == [
         "/bin/helm", "list", "-n", "shop", "--kubeconfig=/etc/kube/config",
         "--kube-as-user=alice", "--kube-as-group=sre", "--kube-as-group=dev",
     ]  # fmt: skip
-    assert helm.helm_argv(HelmSettings(), ["version"], None) == ["helm", "version"]
+    assert helm_client.helm_argv(HelmSettings(), ["version"], None) == ["helm", "version"]
     # A ServiceAccount is impersonated by name only: the API server adds its groups, and refuses named ones.
     robot = Identity("system:serviceaccount:shop:deployer", ("system:serviceaccounts",))
-    assert helm.helm_argv(HelmSettings(), ["list"], robot) == [
+    assert helm_client.helm_argv(HelmSettings(), ["list"], robot) == [
         "helm", "list", "--kube-as-user=system:serviceaccount:shop:deployer",
     ]  # fmt: skip
 
 
 def test_charts_come_only_from_configuration() -> None:
-    assert helm.chart_args(SETTINGS, "web", None) == ["/srv/charts/web"]
-    assert helm.chart_args(SETTINGS, "/srv/charts/web", None) == ["/srv/charts/web"]
-    assert helm.chart_args(SETTINGS, "bitnami/redis", "18.1.0") == [
+    assert helm_client.chart_args(SETTINGS, "web", None) == ["/srv/charts/web"]
+    assert helm_client.chart_args(SETTINGS, "/srv/charts/web", None) == ["/srv/charts/web"]
+    assert helm_client.chart_args(SETTINGS, "bitnami/redis", "18.1.0") == [
         "redis", "--repo=https://charts.example/bitnami", "--version=18.1.0",
     ]  # fmt: skip
-    assert helm.chart_args(SETTINGS, "internal/api", None) == ["oci://registry.example/charts/api"]
+    assert helm_client.chart_args(SETTINGS, "internal/api", None) == ["oci://registry.example/charts/api"]
     for refused in ("other/redis", "/etc/passwd", "./web", "bitnami/../x", "bitnami/a/b"):
         with pytest.raises(ToolError, match="is not allowed; use a configured repository or chart"):
-            helm.chart_args(SETTINGS, refused, None)
+            helm_client.chart_args(SETTINGS, refused, None)
     with pytest.raises(ToolError, match="local chart with a fixed version"):
-        helm.chart_args(SETTINGS, "web", "1.0.0")
+        helm_client.chart_args(SETTINGS, "web", "1.0.0")
 
 
 def test_secret_values_are_redacted_from_manifests_and_diffs() -> None:
@@ -142,20 +145,20 @@ def test_the_values_schema_of_a_local_chart_is_read_from_its_directory_or_archiv
     with tarfile.open(archive, "w:gz") as tgz:
         tgz.add(chart, arcname="web")
     settings = HelmSettings(charts={"dir": str(chart), "tgz": str(archive), "none": str(tmp_path / "absent")})
-    assert helm.chart_schema(settings, "dir") == SCHEMA
-    assert helm.chart_schema(settings, "tgz") == SCHEMA
-    assert helm.chart_schema(settings, "none") is None
-    assert helm.chart_schema(settings, "bitnami/redis") is None  # a repository chart: not read
+    assert helm_client.chart_schema(settings, "dir") == SCHEMA
+    assert helm_client.chart_schema(settings, "tgz") == SCHEMA
+    assert helm_client.chart_schema(settings, "none") is None
+    assert helm_client.chart_schema(settings, "bitnami/redis") is None  # a repository chart: not read
 
 
 def test_values_file_is_private_and_removed() -> None:
-    with helm.values_file({"replicaCount": 3}) as args:
+    with helm_client.values_file({"replicaCount": 3}) as args:
         assert args[0] == "-f"
         path = Path(args[1])
         assert json.loads(path.read_text()) == {"replicaCount": 3}
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert not path.exists()
-    with helm.values_file(None) as none:
+    with helm_client.values_file(None) as none:
         assert none == []
-    with pytest.raises(ToolError, match="the limit is"), helm.values_file({"x": "y" * 300_000}):
+    with pytest.raises(ToolError, match="the limit is"), helm_client.values_file({"x": "y" * 300_000}):
         pass

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from bosun_tools.client.jenkins import JenkinsClient, JenkinsCredentials, job_url_path
+from bosun_tools.settings import JenkinsSettings
 from bosun_tools.toolsets import jenkins
-from bosun_tools.toolsets.jenkins import JenkinsClient, JenkinsCredentials, JenkinsSettings
 from fastmcp.exceptions import ToolError
 
 from tests.fakes.jenkins import FakeJenkins, Parameter
@@ -290,6 +291,6 @@ async def test_requests_to_jenkins_are_not_logged(
 
 
 def test_job_paths_are_quoted_segments() -> None:
-    assert jenkins.job_url_path(["team", "deploy app"]) == "job/team/job/deploy%20app/"
+    assert job_url_path(["team", "deploy app"]) == "job/team/job/deploy%20app/"
     credentials = JenkinsCredentials("https://ci.example/", "u", base64.b64encode(b"x").decode())
     assert "ci.example" not in repr(credentials)

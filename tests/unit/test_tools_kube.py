@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
-from bosun_tools.client.kube import ResourceInfo, _exec_result, _match
+import pytest
+from bosun_tools.client.exec import exec_in_pod, exec_result
+from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo, _as_dry_run, _match
+from bosun_tools.identity import Identity
+from kubernetes import client as k8s_client
 
 
 def _status(body: dict[str, object]) -> bytes:
@@ -13,9 +17,9 @@ def _status(body: dict[str, object]) -> bytes:
 
 
 def test_exec_status_channel_gives_the_exit_code_or_the_error() -> None:
-    ok = _exec_result(b"hello\n", b"", _status({"status": "Success"}))
+    ok = exec_result(b"hello\n", b"", _status({"status": "Success"}))
     assert (ok.stdout, ok.exit_code, ok.error) == ("hello\n", 0, None)
-    failed = _exec_result(
+    failed = exec_result(
         b"",
         b"no such file\n",
         _status(
@@ -27,9 +31,9 @@ def test_exec_status_channel_gives_the_exit_code_or_the_error() -> None:
         ),
     )
     assert (failed.stderr, failed.exit_code, failed.error) == ("no such file\n", 2, None)
-    broken = _exec_result(b"", b"", _status({"status": "Failure", "message": "container not found"}))
+    broken = exec_result(b"", b"", _status({"status": "Failure", "message": "container not found"}))
     assert (broken.exit_code, broken.error) == (None, "container not found")
-    assert _exec_result(b"x", b"", b"").exit_code is None
+    assert exec_result(b"x", b"", b"").exit_code is None
 
 
 def test_matching_prefers_the_first_served_version_and_honours_groups() -> None:
@@ -49,3 +53,27 @@ def test_matching_prefers_the_first_served_version_and_honours_groups() -> None:
     assert _match(served, "Rollout", None) == served[2]
     assert _match(served, "deploy", "apps/v2") is None
     assert _match(served, "rollout", "v1") is None
+
+
+def test_a_dry_run_write_says_so_in_the_query_and_in_body_options() -> None:
+    """The API server reads a DELETE's options, and an Eviction's deleteOptions, from the body and ignores
+    ``?dryRun`` then: both places must ask for a dry run."""
+    assert _as_dry_run({"fieldManager": "bosun"}, {"kind": "ConfigMap"}) == (
+        {"fieldManager": "bosun", "dryRun": "All"},
+        {"kind": "ConfigMap"},
+    )
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    assert _as_dry_run(None, options) == ({"dryRun": "All"}, {**options, "dryRun": ["All"]})
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}
+    assert _as_dry_run(None, eviction)[1] == {**eviction, "deleteOptions": {"dryRun": ["All"]}}
+
+
+async def test_a_previewing_client_never_runs_a_command() -> None:
+    """exec cannot be a dry run: a previewing client refuses it before opening any connection."""
+    offline = KubeClient.from_configuration(k8s_client.Configuration(host="http://127.0.0.1:9"))
+    preview = offline.impersonating(Identity("alice")).previewing()
+    assert (preview.dry_run, preview.identity) == (True, Identity("alice"))
+    with pytest.raises(KubeError) as refused:
+        await exec_in_pod(preview, "shop", "web-0", ["rm", "-rf", "/data"])
+    await offline.aclose()
+    assert (refused.value.status, refused.value.reason) == (405, "MethodNotAllowed")

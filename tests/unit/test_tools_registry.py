@@ -29,7 +29,8 @@ from bosun_tools.registry import (
     register,
     safety_of,
 )
-from bosun_tools.server import ToolSettings, build_server
+from bosun_tools.server import build_server
+from bosun_tools.settings import ToolSettings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 from kubernetes import client as k8s_client
@@ -159,7 +160,7 @@ async def test_default_turn_tool_definitions_stay_under_budget(client: Client[An
 def _offline_context(spec: ToolSpec) -> ToolContext:
     """A context whose client points at a closed port: the tools below never make a request."""
     kube = KubeClient.from_configuration(k8s_client.Configuration(host="http://127.0.0.1:9"))
-    return ToolContext(kube, kube, Identity("alice", ("sre",)), False, ToolSettings(), spec.name)
+    return ToolContext(kube, kube, Identity("alice", ("sre",)), False, ToolSettings(), spec.name, kube)
 
 
 async def test_a_tool_exceeding_its_timeout_is_cancelled_with_a_clear_error() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from bosun_tools.identity import Identity
-from bosun_tools.server import ToolSettings, build_server, parse_identity
+from bosun_tools.server import build_server, parse_identity
+from bosun_tools.settings import ToolSettings
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 

@@ -13,25 +13,17 @@ import pytest
 from bosun.api.models import MAX_CHECKS, ProposedStep, VerificationCheck
 from bosun.planner import PlanningContext
 from bosun.ports.gateway import ToolCallOutcome, ToolGateway
-from bosun.probes import (
-    CHECKS,
-    Probe,
-    Verdict,
-    build_verdict,
-    compare_applied,
-    compare_json_patch,
-    compare_patch,
-    gone_verdict,
-    helm_verdict,
-    probes_for,
-    promote_verdict,
-    quantity,
-    rollout_verdict,
-    same_value,
-    secret_value_state,
-    table_names,
-)
-from bosun.verify import bounded, run_probe, verify
+from bosun.steps.verify.probes.base import Probe, Verdict
+from bosun.steps.verify.probes.changes import compare_applied, compare_json_patch, compare_patch
+from bosun.steps.verify.probes.compare import quantity, same_value
+from bosun.steps.verify.probes.helm import helm_verdict
+from bosun.steps.verify.probes.jenkins import build_verdict
+from bosun.steps.verify.probes.kubernetes import gone_verdict
+from bosun.steps.verify.probes.registry import CHECKS, probes_for
+from bosun.steps.verify.probes.rollouts import promote_verdict
+from bosun.steps.verify.probes.secret_values import secret_value_state
+from bosun.steps.verify.probes.workloads import rollout_verdict, table_names
+from bosun.steps.verify.run import bounded, run_probe, verify
 from bosun_tools.identity import Identity
 from bosun_tools.output import redact, to_yaml
 from bosun_tools.registry import REGISTRY, load_toolsets, safety_of
@@ -177,7 +169,9 @@ def mutating_tools() -> set[str]:
 
 def test_every_mutating_tool_of_the_registry_has_an_objective_check() -> None:
     mutating = mutating_tools()
-    assert mutating - set(CHECKS) == set(), "a mutating tool without a check: add it to bosun.probes.CHECKS"
+    assert mutating - set(CHECKS) == set(), (
+        "a mutating tool without a check: add it to bosun.steps.verify.probes.registry.CHECKS"
+    )
     assert set(CHECKS) - mutating == set(), "a check for a tool that is not a mutating tool of the registry"
     assert set(SAMPLE_CALLS) == mutating, "add a sample call of the new tool to SAMPLE_CALLS"
 

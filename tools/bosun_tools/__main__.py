@@ -12,7 +12,8 @@ import os
 import sys
 
 from bosun_tools import logs
-from bosun_tools.server import ToolSettings, build_server
+from bosun_tools.server import build_server
+from bosun_tools.settings import ToolSettings
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """What every tool returns, and the helpers that keep outputs small and free of Secret values.
 
 Outputs go to a model (tokens are money) and into AgentTask status (etcd objects are small), so every
-text is capped with a visible marker; Secret values must never leave the server (safety rule 4), so every
-read path sends objects through ``redact`` before rendering them.
+text is capped with a visible marker; Secret values must never leave the server (whatever leaves it reaches
+a model, logs and etcd), so every read path sends objects through ``redact`` before rendering them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _KEYED_LISTS = (
 
 
 class ToolOutput(BaseModel):
-    """The one result shape of every Bosun tool (contract 3)."""
+    """The one result shape of every Bosun tool, so the operator reads any tool's answer the same way."""
 
     text: str = Field(description="Human/model-readable result, capped.")
     diff: str | None = Field(default=None, description="Preview of a mutation (preview mode only).")

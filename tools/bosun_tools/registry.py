@@ -1,8 +1,9 @@
 """The one safety registry of Bosun's tools, and how tools are served.
 
-The operator's approval gate asks ``safety_of(name)`` (safety rule 1): the facts live next to the tool's
-code, recorded by the ``bosun_tool`` decorator, and MCP annotations are derived from the same facts so
-hints and policy cannot drift apart. Anything not registered here is treated as mutating.
+The operator's approval gate asks ``safety_of(name)`` whether a call needs approval: the facts live next to
+the tool's code, recorded by the ``bosun_tool`` decorator, and MCP annotations are derived from the same
+facts so hints and policy cannot drift apart. Anything not registered here is treated as mutating, so a
+tool nobody described can never run unapproved.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import pkgutil
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastmcp.exceptions import ToolError
 from pydantic import Field
@@ -24,20 +26,18 @@ from bosun_tools.client.kube import KubeClient, KubeError
 from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput
 from bosun_tools.sealing import CallSecrets, TaskRef, run_sealed
+from bosun_tools.settings import TOOLSETS, Toolset, ToolSettings
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
     from fastmcp.server.auth import AuthCheck
 
-    from bosun_tools.server import ToolSettings
-
-Toolset = Literal["kubernetes", "helm", "rollouts", "jenkins", "internal"]
-TOOLSETS: tuple[Toolset, ...] = ("kubernetes", "helm", "rollouts", "jenkins")
 INTERNAL: Toolset = "internal"
 """Bosun's own housekeeping (deleting a finished task's holding Secrets): always served to the operator,
 never a configurable toolset, never offered to a model (``bosun.ports.gateway`` leaves it out)."""
-# Modules that register tools when imported. safety_of() imports them first so that a gate asking about
-# e.g. a helm tool never gets "unknown, hence mutating" just because nothing imported helm yet.
+# Modules (or packages, every module of which is imported) that register tools when imported. safety_of()
+# imports them first so that a gate asking about e.g. a helm tool never gets "unknown, hence mutating" just
+# because nothing imported helm yet.
 TOOLSET_MODULES: tuple[str, ...] = tuple(f"bosun_tools.toolsets.{name}" for name in (*TOOLSETS, INTERNAL))
 READ_ONLY_TAG = "read-only"
 MUTATING_TAG = "mutating"
@@ -72,9 +72,14 @@ class ToolContext:
     ``kube`` impersonates the caller's identity and is the only client a tool may use for work a person
     asked for. ``server_kube`` is the server's own identity, for reading configuration the model must never
     choose (e.g. the Jenkins credentials Secret named in settings) and for asking the API server what the
-    requester may do where Kubernetes RBAC does not apply by itself (Jenkins). ``task`` is the AgentTask a
-    trusted caller (the operator) makes the call for, ``trusted`` whether the caller is the operator, and
-    ``secrets`` the call's secret values: a tool marks there what only it can tell is secret.
+    requester may do where Kubernetes RBAC does not apply by itself (Jenkins). In a ``preview`` both are
+    previewing clients (``KubeClient.previewing``): every write they send is a server-side dry run, so a
+    tool needs no preview branch to change nothing, only to word its answer. ``sealing_kube`` is the
+    caller's client that writes for real even in a preview, for the call wrapper alone: a preview keeps the
+    call's new secret values in a holding Secret (``bosun_tools.sealing``) that must exist when the approved
+    call runs; no tool uses it. ``task`` is the AgentTask a trusted caller (the operator) makes the call
+    for, ``trusted`` whether the caller is the operator, and ``secrets`` the call's secret values: a tool
+    marks there what only it can tell is secret.
     """
 
     kube: KubeClient
@@ -83,6 +88,7 @@ class ToolContext:
     preview: bool
     settings: ToolSettings
     tool: str
+    sealing_kube: KubeClient
     task: TaskRef | None = None
     trusted: bool = False
     secrets: CallSecrets = field(default_factory=CallSecrets)
@@ -166,12 +172,16 @@ bosun_tool = REGISTRY.tool
 
 @functools.cache
 def load_toolsets() -> tuple[str, ...]:
-    """Import every toolset module that exists (once per process); returns the names loaded."""
+    """Import every toolset module that exists, and every module of a toolset that is a package (once per
+    process); returns the names of the toolsets loaded."""
     loaded = []
     for module in TOOLSET_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
-            loaded.append(module.rsplit(".", 1)[1])
+        if importlib.util.find_spec(module) is None:
+            continue
+        toolset = importlib.import_module(module)
+        for part in pkgutil.iter_modules(getattr(toolset, "__path__", ())):
+            importlib.import_module(f"{module}.{part.name}")
+        loaded.append(module.rsplit(".", 1)[1])
     return tuple(loaded)
 
 
@@ -246,7 +256,7 @@ def servable(spec: ToolSpec, make_context: ContextFactory) -> ToolFn:
             spec.fn,
             kwargs,
             ctx.secrets,
-            kube=ctx.kube,
+            kube=ctx.sealing_kube,
             who=who,
             seal_for=ctx.task,
             sealing=ctx.preview and not spec.safety.read_only,

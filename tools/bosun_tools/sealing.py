@@ -293,10 +293,9 @@ async def _store(
         )
 
 
-async def delete_holders(
-    kube: KubeClient, namespace: str, task_uid: str, *, dry_run: bool, who: str
-) -> list[str]:
-    """Delete the holding Secrets of task ``task_uid`` in ``namespace``; returns their names."""
+async def delete_holders(kube: KubeClient, namespace: str, task_uid: str, *, who: str) -> list[str]:
+    """Delete the holding Secrets of task ``task_uid`` in ``namespace`` (a dry run with a previewing
+    ``kube``); returns their names."""
     info = await kube.resolve("secrets", "v1")
     try:
         listing = await kube.list(info, namespace, label_selector=f"{SEALED_FOR}={task_uid}")
@@ -305,7 +304,7 @@ async def delete_holders(
         ]
         for name in names:
             try:
-                await kube.delete(info, name, namespace, dry_run=dry_run)
+                await kube.delete(info, name, namespace)
             except KubeError as exc:
                 if exc.status != 404:
                     raise

@@ -1,4 +1,5 @@
-"""Where a tool call's arguments carry secret values, and what stands in for them (safety rule 4).
+"""Where a tool call's arguments carry secret values, and what stands in for them, so that no value reaches a
+model, a log, an approval or a task's status.
 
 Secret values are found by type and structure, never by asking the model: the ``data``/``stringData`` of a
 Secret in any manifest document or in a patch of a Secret (merge, strategic or JSON patch), env ``value``s

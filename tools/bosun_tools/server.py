@@ -1,18 +1,17 @@
 """Assembles the FastMCP server: toolsets, who may call what, and as whom.
 
-Trust model (contract 3): an in-process caller (the operator's ``fastmcp.Client(server)``) and an HTTP
+Trust model: an in-process caller (the operator's ``fastmcp.Client(server)``) and an HTTP
 caller presenting the operator token are trusted: they may pass the identity to impersonate and the task a
 call is for in ``_meta``, and may call mutating tools. Every other token runs as the configured external
 identity and sees only read-only tools, unless mutations for external clients are explicitly enabled.
-The internal toolset (Bosun's housekeeping) is always served, whatever toolsets are configured.
+The internal toolset (Bosun's housekeeping) is always served, whatever toolsets are configured. A call in
+preview mode gets previewing Kubernetes clients, so whatever a tool sends is a server-side dry run.
 """
 
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastmcp import FastMCP
@@ -24,92 +23,15 @@ from starlette.responses import PlainTextResponse, Response
 
 from bosun_tools.client.kube import KubeClient
 from bosun_tools.identity import Identity
-from bosun_tools.registry import (
-    INTERNAL,
-    REGISTRY,
-    TOOLSETS,
-    ToolContext,
-    ToolSpec,
-    load_toolsets,
-    register,
-)
+from bosun_tools.registry import INTERNAL, REGISTRY, ToolContext, ToolSpec, load_toolsets, register
 from bosun_tools.sealing import TASK_META, TaskRef
-from bosun_tools.toolsets.helm import HelmSettings
-from bosun_tools.toolsets.jenkins import JenkinsSettings
+from bosun_tools.settings import TOOLSETS, ToolSettings
 
 IDENTITY_META = "bosun.dev/identity"
 MODE_META = "bosun.dev/mode"
 SCOPE_READ = "bosun:read"
 SCOPE_MUTATE = "bosun:mutate"
 SCOPE_IMPERSONATE = "bosun:impersonate"
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True)
-class ToolSettings:
-    """Everything the tool server is configured with; no field is ever chosen by a model."""
-
-    kubeconfig: str | None = None  # None: $KUBECONFIG, else the in-cluster service account
-    context: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8765
-    operator_token: str | None = None
-    external_token: str | None = None
-    allow_external_mutations: bool = False
-    # Who external (untrusted) clients act as; None means the server's own identity.
-    external_identity: Identity | None = None
-    toolsets: tuple[str, ...] = TOOLSETS
-    helm: HelmSettings = field(default_factory=HelmSettings)
-    # None: the Jenkins tools answer that no Jenkins is configured.
-    jenkins: JenkinsSettings | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ToolSettings:
-        env = os.environ if env is None else env
-        user = env.get("BOSUN_TOOLS_EXTERNAL_USER")
-        groups = tuple(g for g in env.get("BOSUN_TOOLS_EXTERNAL_GROUPS", "").split(",") if g.strip())
-        toolsets = tuple(t.strip() for t in env.get("BOSUN_TOOLS_TOOLSETS", ",".join(TOOLSETS)).split(","))
-        return cls(
-            kubeconfig=env.get("KUBECONFIG") or None,
-            context=env.get("BOSUN_TOOLS_KUBE_CONTEXT") or None,
-            host=env.get("BOSUN_TOOLS_HOST", "127.0.0.1"),
-            port=int(env.get("BOSUN_TOOLS_PORT", "8765")),
-            operator_token=env.get("BOSUN_TOOLS_OPERATOR_TOKEN") or None,
-            external_token=env.get("BOSUN_TOOLS_EXTERNAL_TOKEN") or None,
-            allow_external_mutations=_flag(env.get("BOSUN_TOOLS_ALLOW_EXTERNAL_MUTATIONS")),
-            external_identity=Identity(user, tuple(g.strip() for g in groups)) if user else None,
-            toolsets=tuple(t for t in toolsets if t),
-            helm=HelmSettings(
-                binary=env.get("BOSUN_TOOLS_HELM", "helm"),
-                kubeconfig=env.get("KUBECONFIG") or None,
-                repositories=_pairs(env.get("BOSUN_TOOLS_HELM_REPOSITORIES", "")),
-                charts=_pairs(env.get("BOSUN_TOOLS_HELM_CHARTS", "")),
-            ),
-            jenkins=_jenkins(env.get("BOSUN_TOOLS_JENKINS_SECRET", "")),
-        )
-
-
-def _pairs(text: str) -> dict[str, str]:
-    """``name=value,name=value`` (how lists of repositories or charts fit in one env variable)."""
-    pairs = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise ValueError(f"expected name=value in {text!r}, got {item!r}")
-        pairs[name.strip()] = value.strip()
-    return pairs
-
-
-def _jenkins(ref: str) -> JenkinsSettings | None:
-    if not ref:
-        return None
-    namespace, sep, name = ref.partition("/")
-    if not sep or not namespace or not name:
-        raise ValueError(f"BOSUN_TOOLS_JENKINS_SECRET must be <namespace>/<name>, got {ref!r}")
-    return JenkinsSettings(secret_namespace=namespace, secret_name=name)
 
 
 class BearerTokens(TokenVerifier):
@@ -190,14 +112,19 @@ def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | Non
         mode = meta.get(MODE_META, "execute")
         if mode not in ("preview", "execute"):
             raise ToolError(f'_meta "{MODE_META}" must be "preview" or "execute"; got {mode!r}')
+        preview = mode == "preview"
         server_kube = own.get()
+        sealing_kube = server_kube.impersonating(identity)
+        if preview:
+            server_kube = server_kube.previewing()
         return ToolContext(
             kube=server_kube.impersonating(identity),
             server_kube=server_kube,
             identity=identity,
-            preview=mode == "preview",
+            preview=preview,
             settings=settings,
             tool=spec.name,
+            sealing_kube=sealing_kube,
             task=task,
             trusted=trusted,
         )

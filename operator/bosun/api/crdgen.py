@@ -1,11 +1,12 @@
 """Generate ``crds/`` from the pydantic models: ``python -m bosun.api.crdgen crds/``.
 
-The models are the one source of the schemas; a unit test regenerates into a temporary directory and fails
-when ``crds/`` is stale. Besides the two CRDs this writes the admission policies (``identity-policy.yaml``):
-those that stamp identities — the API server, not client YAML, says who created a task or a grant and who
-set ``approve=true`` (safety rule 2) — and the one refusing a task whose requester cannot read its
-``targetNamespaces`` (``bosun.api.admission``). One file, so everything installing the identity policies
-(the chart, ``make operator``, the e2e tests) installs it too.
+The models are the one source of the schemas; a unit test (``tests/unit/test_golden.py``) regenerates them
+and fails with a diff when ``crds/`` is stale. Besides the two CRDs this writes the admission policies
+(``identity-policy.yaml``): those that stamp identities (``bosun.api.identity_policies``: the API server,
+not client YAML, says who created a task or a grant and who set ``approve=true``, because Bosun acts as
+them) and the one refusing a task whose requester cannot read its ``targetNamespaces``
+(``bosun.api.admission``). One file, so everything installing the identity policies (the chart,
+``make operator``, the e2e tests) installs it too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from bosun.api import admission
+from bosun.api import admission, identity_policies
 from bosun.api.models import (
     GROUP,
     VERSION,
@@ -26,7 +27,6 @@ from bosun.api.models import (
     ApprovalGrantSpec,
     ApprovalGrantStatus,
 )
-from bosun.core import identity
 
 _DROP = frozenset({"title", "additionalProperties", "$defs"})
 
@@ -187,7 +187,9 @@ def manifests() -> dict[str, str]:
     return {
         f"{GROUP}_agenttasks.yaml": dump([agenttask_crd()]),
         f"{GROUP}_approvalgrants.yaml": dump([approvalgrant_crd()]),
-        "identity-policy.yaml": dump(identity.admission_policies() + admission.target_namespace_policies()),
+        "identity-policy.yaml": dump(
+            identity_policies.admission_policies() + admission.target_namespace_policies()
+        ),
     }
 
 

@@ -33,15 +33,23 @@ MAX_PROPOSAL_STEPS = 20
 MAX_HISTORY = 50
 MAX_APPROVALS = 20
 MAX_CHECKS = 20
+MAX_APPROVERS = 8
+"""Approvers one step record names (``approvedBy``), and so the most approvers a policy may require."""
 MAX_PENDING_EVENTS = 32
 EVENT_MESSAGE_CAP = 1000
+# The *_CAP texts are cut by ``cap`` to at most that many UTF-8 bytes plus a truncation marker; the schema
+# bounds them in characters (``maxLength`` = cap + ``MARKER_ROOM``), which a byte-capped text never exceeds
+# because every character is at least one byte.
 STEP_OUTPUT_CAP = 2048
 STEP_ERROR_CAP = 1024
 PREVIEW_CAP = 1024
 DIFF_CAP = 4096
 RATIONALE_CAP = 1024
+"""UTF-8 bytes of a proposed step's rationale (the one rationale cap: whoever cuts it uses this)."""
 SUMMARY_CAP = 8192
 MESSAGE_CAP = 4096
+APPROVAL_REASON_CAP = 1024
+"""Characters of an approval record's reason (cut without a marker: the reason names itself first)."""
 MARKER_ROOM = 64
 """Capped texts may exceed their cap by the truncation marker (``…[truncated N bytes]``)."""
 STEP_ARGS_CAP = 8192
@@ -260,7 +268,7 @@ class StepRecord(_Model):
     )
     approved_by: list[UserRef] | None = Field(
         default=None,
-        max_length=8,
+        max_length=MAX_APPROVERS,
         description="Who approved this step (from the grant's authenticated creator).",
     )
     grant: str | None = Field(
@@ -312,7 +320,7 @@ class ApprovalRecord(_Model):
     steps: list[Annotated[str, Field(max_length=63)]] | None = Field(
         default=None, max_length=MAX_PROPOSAL_STEPS, description="Step subset, if the grant named one."
     )
-    reason: str = _text(1024, "Why the grant did or did not apply.")
+    reason: str = _text(APPROVAL_REASON_CAP, "Why the grant did or did not apply.")
     at: datetime = Field(description="When the operator decided.")
     created_at: datetime | None = Field(
         default=None, description="When the grant was created (its age is bounded by the approval policy)."

@@ -1,4 +1,4 @@
-"""What a tool call reaches, and whether a task may reach it (safety rule 6).
+"""What a tool call reaches, and whether a task may reach it: the agent stays inside what the task names.
 
 The decision is kept pure (no I/O, no clients) so that every case can be tested as a table, and it lives
 in one place: ``bosun.ports.gateway.ToolGateway.scope_error`` turns a call into a ``Call`` with ``call_of``,

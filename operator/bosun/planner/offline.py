@@ -18,7 +18,7 @@ from typing import Any
 
 from bosun_tools.secrets import Found, values_of
 
-from bosun.planner.graph import scrubbed, unsealed_values
+from bosun.planner.secret_values import scrubbed, unsealed_values
 from bosun.planner.types import InvestigationRecord, PlannedCall, PlanningContext, PlanResult
 from bosun.ports.gateway import ToolGateway
 

@@ -1,4 +1,4 @@
-"""What the operator core hands the planner and gets back (contract 5 of the team brief).
+"""What the operator core hands the planner and gets back.
 
 Plain dataclasses, so the operator can build them from ``.status`` and write them back without the
 planner's internals (LangGraph state, LiteLLM responses) leaking into the resource.

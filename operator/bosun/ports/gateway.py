@@ -1,21 +1,23 @@
-"""The operator's side of the tool server: lean schemas for the model, the safety gate, calls with identity.
+"""The operator's side of the tool server: the session, the checks before a call, calls as someone.
 
-Everything the operator does to the world goes through here, so the safety rules live here too: whether a
+Everything the operator does to the world goes through here, so every call is checked here first: whether a
 tool mutates is decided by the operator's own registry (``bosun_tools.registry.safety_of``; MCP hints are
-informative only and unknown tools count as mutating), and ``ToolGateway.scope_error`` refuses, before
+informative only and unknown tools count as mutating), ``ToolGateway.validation_error`` checks arguments
+against the tool's full schema, undeclared ones included, and ``ToolGateway.scope_error`` refuses, before
 anything is run or proposed, calls that reach outside the task (the rules: ``bosun.core.scope``). Whether
 an object is namespaced is asked of the API server's discovery (``KubeDiscovery``), never read from the
-call's arguments.
+call's arguments. What the model sees of the tools (lean schemas, toolsets) is the planner's business:
+``bosun.planner.toolsets``.
 
 The operator's own namespace, which the agent never touches, is ``BOSUN_OPERATOR_NAMESPACE``, else
 ``POD_NAMESPACE``, else the namespace of the pod's ServiceAccount (see ``operator_namespace``).
 
-Secret values in writes (safety rule 4): a preview names the task it is for, so the tool server can keep
-the call's new secret values in a holding Secret of the task and return the call's arguments with
-placeholders (``ToolCallOutcome.sealed_args``, see ``bosun_tools.sealing``); those, never the values, are
-proposed and hashed. Bosun's internal tools (deleting a finished task's holding Secrets, confirming a
-sealed value by digest for verification) are called here but never listed, offered or validated for a
-model.
+Secret values in writes: a proposal is stored in the task's status and shown to the approver, so it must
+never hold a secret value. A preview therefore names the task it is for, so the tool server can keep the
+call's new secret values in a holding Secret of the task and return the call's arguments with placeholders
+(``ToolCallOutcome.sealed_args``, see ``bosun_tools.sealing``); those, never the values, are proposed and
+hashed. Bosun's internal tools (deleting a finished task's holding Secrets, confirming a sealed value by
+digest for verification) are called here but never listed, offered or validated for a model.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 import jsonschema
@@ -36,47 +37,15 @@ from bosun_tools.client.kube import KubeClient, KubeError
 from bosun_tools.identity import Identity
 from bosun_tools.registry import INTERNAL, defaults_of, safety_of
 from bosun_tools.sealing import TASK_META, TaskRef
+from bosun_tools.settings import ToolSettings
 from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import TextContent
 
 from bosun.core import scope
 
-if TYPE_CHECKING:
-    from bosun_tools.server import ToolSettings
-
-LOAD_TOOLSET = "load_toolset"
-"""Meta-tool the planner answers itself: it widens the tools offered from the next model turn on."""
-
-DEFAULT_TOOLSETS: tuple[str, ...] = ("kubernetes",)
-"""The default turn offers read-only Kubernetes tools only; the rest loads on demand."""
-
-TOOLSET_BLURBS = {
-    "kubernetes-write": "Kubernetes changes (scale, patch, apply, restart, undo, delete, ...)",
-    "helm": "Helm releases",
-    "rollouts": "Argo Rollouts",
-    "jenkins": "Jenkins jobs and builds",
-}
-
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 """Where Kubernetes tells a pod its namespace, next to its ServiceAccount token."""
-
-_SCHEMA_NOISE = frozenset(
-    {
-        "title",
-        "additionalProperties",
-        "$schema",
-        "$defs",
-        "definitions",
-        "pattern",
-        "minLength",
-        "maxLength",
-        "format",
-        "examples",
-    }
-)
-_DESCRIPTION_CAP = 160
-_PARAM_DESCRIPTION_CAP = 90
 
 
 class ToolServerUnavailable(Exception):
@@ -93,73 +62,6 @@ class ToolCallOutcome:
     truncated: bool
     sealed_args: dict[str, Any] | None = None
     """A preview's arguments with each secret value replaced by a placeholder (None: it carried none)."""
-
-
-def toolset_of(tool: str) -> str:
-    """The on-demand group a tool belongs to; Kubernetes splits into read-only and write."""
-    safety = safety_of(tool)
-    if safety.toolset == "kubernetes" and not safety.read_only:
-        return "kubernetes-write"
-    return safety.toolset
-
-
-def _first_sentence(text: str, cap: int) -> str:
-    """Models need to know what a tool is for, not its manual: one sentence, bounded."""
-    flat = " ".join(text.split())
-    match = re.match(r"(.+?[.!?])(\s|$)", flat)
-    sentence = match.group(1) if match else flat
-    return sentence if len(sentence) <= cap else sentence[: cap - 1].rstrip() + "…"
-
-
-def lean_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON schema without what costs tokens and tells the model nothing it needs.
-
-    Titles, ``additionalProperties``, string patterns and lengths go (arguments are still validated against
-    the full schema before anything runs, and errors are fed back); ``anyOf [T, null]`` becomes ``T``;
-    ``$ref`` is inlined; null defaults go; descriptions keep their first sentence.
-    """
-    defs: Mapping[str, Any] = schema.get("$defs", schema.get("definitions", {}))
-
-    def resolve(node: Mapping[str, Any], seen: frozenset[str]) -> Mapping[str, Any]:
-        ref = node.get("$ref")
-        if not isinstance(ref, str):
-            return node
-        name = ref.rsplit("/", 1)[-1]
-        if name in seen or name not in defs:
-            return {k: v for k, v in node.items() if k != "$ref"}
-        merged = {**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}
-        return resolve(merged, seen | {name})
-
-    def walk(value: Any, seen: frozenset[str]) -> Any:
-        if isinstance(value, list):
-            return [walk(item, seen) for item in value]
-        if not isinstance(value, Mapping):
-            return value
-        node = resolve(value, seen)
-        options = node.get("anyOf")
-        if isinstance(options, list):
-            concrete = [o for o in options if o != {"type": "null"}]
-            if len(concrete) == 1 and len(options) == 2:
-                rest = {k: v for k, v in node.items() if k != "anyOf"}
-                node = {**resolve(concrete[0], seen), **rest}
-        out: dict[str, Any] = {}
-        for key, item in node.items():
-            if key in _SCHEMA_NOISE or (key == "default" and item is None):
-                continue
-            if key == "description" and isinstance(item, str):
-                out[key] = _first_sentence(item, _PARAM_DESCRIPTION_CAP)
-            elif key == "properties" and isinstance(item, Mapping):
-                out[key] = {name: walk(sub, seen) for name, sub in item.items()}
-            else:
-                out[key] = walk(item, seen)
-        return out
-
-    lean: dict[str, Any] = walk(schema, frozenset())
-    lean.setdefault("type", "object")
-    lean.setdefault("properties", {})
-    if not lean.get("required"):
-        lean.pop("required", None)
-    return lean
 
 
 class Discover(Protocol):
@@ -240,7 +142,8 @@ def _identity_meta(identity: Identity, preview: bool, task: TaskRef | None) -> d
 
 
 class ToolGateway:
-    """Operator-side access to the tool server: schemas for the model, the safety gate, calls as someone."""
+    """Operator-side access to the tool server: the tools it offers, the checks before a call, calls as
+    someone."""
 
     def __init__(
         self,
@@ -268,7 +171,7 @@ class ToolGateway:
         cls, settings: ToolSettings | None = None, *, discover: Discover | None = None
     ) -> ToolGateway:
         """Tools served in this process; discovery (unless given) through the tools' own kubeconfig."""
-        from bosun_tools.server import ToolSettings, build_server
+        from bosun_tools.server import build_server
 
         settings = settings or ToolSettings()
         return cls(
@@ -343,48 +246,13 @@ class ToolGateway:
                 raise ToolServerUnavailable(f"{self._where} did not list its tools: {exc}") from exc
             offered = [tool for tool in listed if safety_of(tool.name).toolset != INTERNAL]
             self._tools = {tool.name: dict(tool.input_schema) for tool in offered}
-            self._descriptions = {tool.name: tool.description or "" for tool in listed}
+            self._descriptions = {tool.name: tool.description or "" for tool in offered}
         return self._tools
 
-    async def toolsets(self) -> list[str]:
-        """The on-demand groups the server actually offers, default first."""
-        groups = {toolset_of(name) for name in await self.input_schemas()}
-        return sorted(groups, key=lambda g: (g not in DEFAULT_TOOLSETS, g))
-
-    async def openai_tools(self, toolsets: Iterable[str]) -> list[dict[str, Any]]:
-        """Lean OpenAI function definitions of the ``toolsets``, plus ``load_toolset`` for the rest."""
-        wanted = set(toolsets)
-        schemas = await self.input_schemas()
-        definitions = [
-            {
-                "type": "function",
-                "function": {
-                    "name": name,
-                    "description": _first_sentence(self._descriptions.get(name, name), _DESCRIPTION_CAP),
-                    "parameters": lean_schema(schema),
-                },
-            }
-            for name, schema in sorted(schemas.items())
-            if toolset_of(name) in wanted
-        ]
-        more = [g for g in await self.toolsets() if g not in wanted]
-        if more:
-            offered = "; ".join(f"{g}: {TOOLSET_BLURBS.get(g, g)}" for g in more)
-            definitions.append(
-                {
-                    "type": "function",
-                    "function": {
-                        "name": LOAD_TOOLSET,
-                        "description": f"Offer more tools from your next turn. {offered}.",
-                        "parameters": {
-                            "type": "object",
-                            "properties": {"toolset": {"type": "string", "enum": more}},
-                            "required": ["toolset"],
-                        },
-                    },
-                }
-            )
-        return definitions
+    async def descriptions(self) -> dict[str, str]:
+        """What each tool planning may use is for, by name, in the tool server's words."""
+        await self.input_schemas()
+        return self._descriptions
 
     def is_read_only(self, tool: str) -> bool:
         return safety_of(tool).read_only

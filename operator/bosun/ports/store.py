@@ -13,8 +13,8 @@ from typing import Any
 from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo
 from bosun_tools.identity import Identity
 
+from bosun.api import identity_policies as identity
 from bosun.api.models import API_VERSION, EVENT_MESSAGE_CAP, AgentTaskStatus, ApprovalGrantStatus
-from bosun.core import identity
 
 log = logging.getLogger("bosun")
 

@@ -1,11 +1,12 @@
-"""Thin async Kubernetes client with impersonation.
+"""Thin async Kubernetes client with impersonation and a preview (dry-run) mode.
 
 Why our own: no maintained Python client sends one ``Impersonate-Group`` header per group, and Bosun must
-act with exactly the requester's user *and* groups (safety rule 3). ``kubernetes.config`` is reused to turn
-a kubeconfig (or the in-cluster service account) into host, CA, client certificate and credentials, and its
-refresh hooks keep bearer tokens current: :class:`Credentials` is the one place that yields the
-``Authorization`` header, for the client, all its impersonating views and the exec websocket alike. The
-transport is a shared ``httpx.AsyncClient`` so impersonating clients reuse one connection pool.
+act with exactly the requester's user *and* groups, or the API server would judge a request by rights the
+requester does not have. ``kubernetes.config`` is reused to turn a kubeconfig (or the in-cluster service
+account) into host, CA, client certificate and credentials, and its refresh hooks keep bearer tokens
+current: :class:`Credentials` is the one place that yields the ``Authorization`` header, for the client,
+all its views and the exec websocket (``bosun_tools.client.exec``) alike. The transport is a shared
+``httpx.AsyncClient`` so impersonating and previewing views reuse one connection pool.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import json as jsonlib
 import os
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 from kubernetes import client as k8s_client
@@ -40,6 +41,8 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
     "json": "application/json-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+# Every verb that can change something; a previewing client sends each of them as a server-side dry run.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _AGGREGATED_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
@@ -218,14 +221,6 @@ class ResourceInfo:
         return base
 
 
-@dataclass(frozen=True)
-class ExecResult:
-    stdout: str
-    stderr: str
-    exit_code: int | None
-    error: str | None
-
-
 @dataclass
 class _Shared:
     """State shared by a client and all its impersonating views (one pool, one discovery cache)."""
@@ -260,15 +255,20 @@ def _status_error(response: httpx.Response, method: str, path: str) -> KubeError
 
 
 class KubeClient:
-    """Async access to one cluster, optionally impersonating an identity.
+    """Async access to one cluster, optionally impersonating an identity, optionally as a preview.
 
-    ``impersonating()`` returns a view that shares the connection pool and the discovery cache and only
-    adds impersonation headers, so one client per server process is enough.
+    ``impersonating()`` and ``previewing()`` return views that share the connection pool and the discovery
+    cache, so one client per server process is enough. A previewing view (``dry_run``) sends every write
+    (POST, PUT, PATCH, DELETE, subresources such as scale and eviction included) with ``dryRun=All``, so
+    the API server runs admission and validation and answers with the object as it would be, but stores
+    nothing; a tool given such a client cannot change the cluster whatever it calls, and no view made from
+    it writes for real.
     """
 
-    def __init__(self, shared: _Shared, identity: Identity | None = None) -> None:
+    def __init__(self, shared: _Shared, identity: Identity | None = None, *, dry_run: bool = False) -> None:
         self._shared = shared
         self.identity = identity
+        self.dry_run = dry_run
 
     # ----- construction -------------------------------------------------------------------------------
 
@@ -303,14 +303,29 @@ class KubeClient:
         return cls(_Shared(credentials=credentials, ssl_context=ctx, http=http))
 
     def impersonating(self, identity: Identity | None) -> KubeClient:
-        return KubeClient(self._shared, identity)
+        """A view acting as ``identity`` (None: the client's own credentials), in this client's mode."""
+        return KubeClient(self._shared, identity, dry_run=self.dry_run)
+
+    def previewing(self) -> KubeClient:
+        """A view, as the same identity, whose every write is a server-side dry run."""
+        return KubeClient(self._shared, self.identity, dry_run=True)
 
     async def aclose(self) -> None:
         await self._shared.http.aclose()
 
+    @property
+    def credentials(self) -> Credentials:
+        return self._shared.credentials
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """The TLS settings of the API server connection (False: not verified), for other transports."""
+        return self._shared.ssl_context
+
     # ----- low level ----------------------------------------------------------------------------------
 
-    def _headers(self, authorization: str | None, accept: str | None = None) -> httpx.Headers:
+    def headers(self, authorization: str | None, accept: str | None = None) -> httpx.Headers:
+        """Accept, Authorization and impersonation headers of a request made as this client."""
         items: list[tuple[str, str]] = [("Accept", accept)] if accept else []
         if authorization:
             items.append(("Authorization", authorization))
@@ -327,21 +342,24 @@ class KubeClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         content_type: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 -- per-request httpx timeout (contract 1)
+        timeout: float | None = None,  # noqa: ASYNC109 -- per-request httpx timeout, not a deadline
         raw: bool = False,
         accept: str = "application/json",
     ) -> Any:
         """One API call; raises KubeError for any non-2xx answer or transport failure.
 
         A 401 answer is retried once if the credentials, loaded again, differ (an expired or rotated
-        token). ``raw=True`` returns the body as text (pod logs are plain text, not JSON).
+        token). ``raw=True`` returns the body as text (pod logs are plain text, not JSON). On a previewing
+        client every write is sent as a dry run (:func:`_as_dry_run`).
         """
+        if self.dry_run and method.upper() in WRITE_METHODS:
+            params, json = _as_dry_run(params, json)
         content = jsonlib.dumps(json).encode() if json is not None else None
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         limit = timeout if timeout is not None else DEFAULT_TIMEOUT
 
         async def send(authorization: str | None) -> httpx.Response:
-            headers = self._headers(authorization, accept)
+            headers = self.headers(authorization, accept)
             if content is not None:
                 headers["Content-Type"] = content_type or "application/json"
             try:
@@ -465,9 +483,9 @@ class KubeClient:
         return result
 
     async def create(
-        self, info: ResourceInfo, body: dict[str, Any], namespace: str | None = None, *, dry_run: bool = False
+        self, info: ResourceInfo, body: dict[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
-        params = {"dryRun": "All" if dry_run else None, "fieldManager": "bosun"}
+        params = {"fieldManager": "bosun"}
         result: dict[str, Any] = await self.request("POST", info.path(namespace), params=params, json=body)
         return result
 
@@ -479,12 +497,11 @@ class KubeClient:
         namespace: str | None = None,
         *,
         patch_type: PatchType = "merge",
-        dry_run: bool = False,
         field_manager: str = "bosun",
         force: bool = False,
         subresource: str | None = None,
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"dryRun": "All" if dry_run else None, "fieldManager": field_manager}
+        params: dict[str, Any] = {"fieldManager": field_manager}
         if patch_type == "apply" and force:
             params["force"] = "true"
         result: dict[str, Any] = await self.request(
@@ -502,7 +519,6 @@ class KubeClient:
         name: str,
         namespace: str | None = None,
         *,
-        dry_run: bool = False,
         propagation_policy: str = "Background",
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -510,14 +526,7 @@ class KubeClient:
             "apiVersion": "v1",
             "propagationPolicy": propagation_policy,
         }
-        if dry_run:
-            # With a body the API server reads the options from it and ignores ?dryRun: both must say so,
-            # or a "preview" deletes for real.
-            body["dryRun"] = ["All"]
-        params = {"dryRun": "All" if dry_run else None}
-        result: dict[str, Any] = await self.request(
-            "DELETE", info.path(namespace, name), params=params, json=body
-        )
+        result: dict[str, Any] = await self.request("DELETE", info.path(namespace, name), json=body)
         return result
 
     # ----- authorization -------------------------------------------------------------------------------
@@ -542,113 +551,20 @@ class KubeClient:
         status: dict[str, Any] = answer.get("status", {})
         return status
 
-    # ----- exec (websocket) ---------------------------------------------------------------------------
 
-    async def exec(
-        self,
-        namespace: str,
-        pod: str,
-        command: Iterable[str],
-        *,
-        container: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- also bounds the websocket handshake
-        max_bytes: int = 65536,
-    ) -> ExecResult:
-        """Run a command in a container over the pods/exec websocket (v5/v4 channel protocols).
+def _as_dry_run(params: Mapping[str, Any] | None, body: Any) -> tuple[dict[str, Any], Any]:
+    """A write's query and body changed so that the API server stores nothing.
 
-        The command is an argument vector, never a shell string. Output beyond ``max_bytes`` per stream is
-        dropped (the caller marks it truncated); the exit code comes from the error channel's Status. A
-        handshake refused with 401 is retried once, as :meth:`request` does.
-        """
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus, WebSocketException
-        from websockets.typing import Subprotocol
-
-        query: list[tuple[str, str]] = [("stdout", "true"), ("stderr", "true")]
-        query.extend(("command", part) for part in command)
-        if container:
-            query.append(("container", container))
-        url = self._shared.credentials.host.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        url += f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec?"
-        url += urlencode(query)
-        ssl_arg: ssl.SSLContext | None = None
-        if url.startswith("wss://"):
-            configured = self._shared.ssl_context
-            if isinstance(configured, ssl.SSLContext):
-                ssl_arg = configured
-            else:
-                ssl_arg = ssl.create_default_context()
-                ssl_arg.check_hostname = False
-                ssl_arg.verify_mode = ssl.CERT_NONE
-
-        async def stream(authorization: str | None) -> tuple[bytes, bytes, bytes]:
-            out, err, status = bytearray(), bytearray(), b""
-            async with connect(
-                url,
-                additional_headers=list(self._headers(authorization).multi_items()),
-                subprotocols=[Subprotocol("v5.channel.k8s.io"), Subprotocol("v4.channel.k8s.io")],
-                ssl=ssl_arg,
-                max_size=2**22,
-                open_timeout=timeout,
-            ) as ws:
-                async for message in ws:
-                    frame = message.encode() if isinstance(message, str) else message
-                    if not frame:
-                        continue
-                    channel, payload = frame[0], frame[1:]
-                    if channel == 1 and len(out) < max_bytes:
-                        out.extend(payload[: max_bytes - len(out)])
-                    elif channel == 2 and len(err) < max_bytes:
-                        err.extend(payload[: max_bytes - len(err)])
-                    elif channel == 3:
-                        status += payload
-            return bytes(out), bytes(err), status
-
-        credentials = self._shared.credentials
-        try:
-            async with asyncio.timeout(timeout):
-                authorization = await credentials.authorization()
-                try:
-                    frames = await stream(authorization)
-                except InvalidStatus as exc:
-                    renewed = None
-                    if exc.response.status_code == 401:
-                        renewed = await credentials.renewed(authorization)
-                    if renewed is None:
-                        raise
-                    frames = await stream(renewed)
-        except TimeoutError as exc:
-            raise KubeError(504, "Timeout", f"exec in pod {pod} did not finish within {timeout:g}s") from exc
-        except InvalidStatus as exc:
-            response = exc.response
-            text = response.body.decode(errors="replace") if response.body else ""
-            reason, message = str(response.reason_phrase).replace(" ", ""), text.strip()
-            try:
-                body = jsonlib.loads(text)
-                reason, message = str(body.get("reason") or reason), str(body.get("message") or message)
-            except ValueError:
-                pass
-            raise KubeError(response.status_code, reason, message or f"exec into pod {pod} refused") from exc
-        except (WebSocketException, OSError) as exc:
-            raise KubeError(503, "ServiceUnavailable", f"exec into pod {pod} failed: {exc}") from exc
-        return _exec_result(*frames)
-
-
-def _exec_result(out: bytes, err: bytes, status: bytes) -> ExecResult:
-    exit_code: int | None = None
-    error: str | None = None
-    if status:
-        body = jsonlib.loads(status.decode(errors="replace"))
-        if body.get("status") == "Success":
-            exit_code = 0
-        else:
-            causes = body.get("details", {}).get("causes", [])
-            codes = [c.get("message") for c in causes if c.get("reason") == "ExitCode"]
-            if codes:
-                exit_code = int(codes[0])
-            else:
-                error = str(body.get("message") or body)
-    return ExecResult(out.decode(errors="replace"), err.decode(errors="replace"), exit_code, error)
+    ``?dryRun=All`` covers every write, except where the body carries options of its own that the API
+    server reads instead: a DELETE with ``DeleteOptions`` in its body, and an Eviction (a POST to
+    ``pods/eviction``) with ``deleteOptions``. Both say ``dryRun: [All]`` as well, or a preview would
+    delete or evict for real."""
+    query = {**(params or {}), "dryRun": "All"}
+    if isinstance(body, Mapping) and body.get("kind") == "DeleteOptions":
+        body = {**body, "dryRun": ["All"]}
+    elif isinstance(body, Mapping) and body.get("kind") == "Eviction":
+        body = {**body, "deleteOptions": {**(body.get("deleteOptions") or {}), "dryRun": ["All"]}}
+    return query, body
 
 
 def _from_aggregated(body: dict[str, Any]) -> list[ResourceInfo]:

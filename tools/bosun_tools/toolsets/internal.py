@@ -36,7 +36,7 @@ async def bosun_delete_sealed(namespace: Namespace, task_uid: TaskUid) -> ToolOu
     """Delete the Secrets holding a task's sealed values once the task is finished."""
     ctx = _operator_only(CLEANUP_TOOL)
     who = ctx.identity.user if ctx.identity else "the tool server's own identity"
-    names = await delete_holders(ctx.kube, namespace, task_uid, dry_run=ctx.preview, who=who)
+    names = await delete_holders(ctx.kube, namespace, task_uid, who=who)
     verb = "Would delete" if ctx.preview else "Deleted"
     text = f"{verb} {len(names)} holding Secret(s) of task {task_uid} in namespace {namespace}" + (
         f": {', '.join(names)}." if names else "."

@@ -1,13 +1,13 @@
 """Did the executed calls achieve what was asked? Objective checks first, then a short model judgement.
 
-Every executed mutating call is checked objectively (``bosun.probes`` says how, tool by tool): the checks
-read the world through read-only tools as the identity that executed (``ctx.acting``: the requester, or
-the namespace's execution ServiceAccount), each bounded by one deadline for the whole verification. A
-check that cannot decide fails and says what to confirm by hand, so a task never ends Succeeded on the
-word of a tool or of the model (safety rule 9). Only when every check passed is the model asked whether
-the request is satisfied; its judgement can turn a pass into a fail, never the reverse. A failed
-verification sends the task back to planning (bounded by maxIterations) and never re-executes anything
-by itself.
+Every executed mutating call is checked objectively (``probes.registry`` says how, tool by tool): the
+checks read the world through read-only tools as the identity that executed (``ctx.acting``: the
+requester, or the namespace's execution ServiceAccount), each bounded by one deadline for the whole
+verification. A check that cannot decide fails and says what to confirm by hand, so a task never ends
+Succeeded on the word of a tool or of the model, neither of which is evidence that the change took
+effect. Only when every check passed is the model asked whether the request is satisfied; its judgement
+can turn a pass into a fail, never the reverse. A failed verification sends the task back to planning
+(bounded by maxIterations) and never re-executes anything by itself.
 
 No check asks the API server for access reviews of RBAC changes: RBAC objects are on the scope deny-list
 (``bosun.core.scope.DENIED_GROUPS``) and are refused before they are proposed.
@@ -35,9 +35,11 @@ from bosun.api.models import (
 )
 from bosun.planner import ModelSettings, PlanningContext, Usage, judge_outcome
 from bosun.ports.gateway import ToolCallOutcome, ToolGateway
-from bosun.probes import Probe, Reader, probes_for
+from bosun.steps.verify.probes.base import Probe, Reader
+from bosun.steps.verify.probes.registry import probes_for
 
 POLL_SECONDS = 3.0
+"""How often a pending probe is asked again."""
 NAME_CAP = 200 - MARKER_ROOM
 """A check's name is at most 200 characters (the CRD's bound), marker included."""
 CALL_GRACE_SECONDS = 15
@@ -61,6 +63,7 @@ class ToolReader:
 
 
 def _check(name: str, passed: bool, message: str) -> VerificationCheck:
+    """A check as the CRD stores it: name and message cut to its bounds."""
     return VerificationCheck(
         name=cap(name, NAME_CAP) or "", passed=passed, message=cap(message, MESSAGE_CAP) or ""
     )
@@ -100,6 +103,8 @@ def bounded(checks: list[VerificationCheck]) -> list[VerificationCheck]:
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """The verification to record, and the model usage its judgement cost."""
+
     verification: Verification
     usage: Usage
 
