@@ -27,8 +27,8 @@ from bosun_tools import logs
 # kopf's Insights (private, pinned kopf version): the only place kopf says which watches it started.
 from kopf._cogs.structs.references import Insights
 
-import bosun.handlers  # noqa: F401  (registers the handlers)
 from bosun.config import OperatorConfig
+from bosun.handlers import build_registry
 from bosun.health import Health, Started, StartupProblem, startup_checks
 from bosun.leader import LeaderElector
 
@@ -41,7 +41,7 @@ WATCHED = frozenset({"agenttasks", "approvalgrants"})
 
 
 def leadership_lost(reason: str) -> None:
-    """Stop acting now: no handler, sweep or tool call may run once another replica may lead."""
+    """Stop acting now: no handler, timer or tool call may run once another replica may lead."""
     log.critical("leadership lost: %s; exiting so that this pod restarts as a standby", reason)
     for handler in logging.getLogger().handlers:
         handler.flush()
@@ -84,6 +84,7 @@ async def run(config: OperatorConfig) -> None:
         namespaces = list(config.namespaces)
         operator = asyncio.create_task(
             kopf.operator(
+                registry=build_registry(config),
                 standalone=True,
                 clusterwide=not namespaces,
                 namespaces=namespaces,

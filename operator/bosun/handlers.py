@@ -1,10 +1,13 @@
 """kopf wiring, kept thin: task handlers hand the object to ``bosun.reconcile``, grant handlers to
-``bosun.steps.approve``.
+``bosun.steps.approve``; ``build_registry`` registers them with the intervals of the configuration.
 
-Handlers never raise: a reconcile that cannot finish records why in the task's conditions, and the sweep
-(started here) looks again after ``BOSUN_SWEEP_SECONDS``. kopf is used for watching and triggering only;
-status is written by the reconcile itself (it needs confirmed writes between tool calls), so no handler
-returns a value and no progress is kept in ``status``.
+kopf decides when: a task is reconciled when it is created or resumed, when its ``approve`` or ``cancel``
+annotation changes (a filter: no other annotation wakes it), when a grant for it arrives (the grant handler
+reconciles the task directly), and by a kopf timer every ``BOSUN_SWEEP_SECONDS`` while it is unfinished or
+waits for its TTL (retries after a tool-server outage, approval expiry, TTL). Handlers never raise: a
+reconcile that cannot finish records why in the task's conditions and the timer looks again. Status is
+written by the reconcile itself (it needs confirmed writes between tool calls), so no handler returns a
+value and kopf keeps no progress in ``status``.
 """
 
 from __future__ import annotations
@@ -20,16 +23,16 @@ from bosun_tools.client.kube import KubeError
 
 from bosun.api.models import API_VERSION, GROUP, TERMINAL_PHASES, VERSION
 from bosun.config import OperatorConfig
+from bosun.core.identity import APPROVE_ANNOTATION
 from bosun.health import Health, Started
 from bosun.ports.gateway import ToolGateway
 from bosun.ports.store import TaskConflict
-from bosun.reconcile import reconcile_task
-from bosun.steps.approve import touch_for_grant
+from bosun.reconcile import CANCEL_ANNOTATION, reconcile_task
+from bosun.steps.approve import task_of_grant
 from bosun.steps.task import Deps
 
 KOPF_PREFIX = f"kopf.{GROUP}"
-"""kopf's own bookkeeping prefix. Not ``bosun.dev`` itself: kopf ignores every annotation under its prefix
-when diffing, and the operator reacts to ``bosun.dev/grant-seen``."""
+"""kopf's own bookkeeping prefix, apart from Bosun's own ``bosun.dev/`` annotations (the identity stamps)."""
 
 log = logging.getLogger("bosun")
 
@@ -42,7 +45,6 @@ def _gateway(config: OperatorConfig) -> ToolGateway:
     return ToolGateway.in_process(ToolSettings.from_env())
 
 
-@kopf.on.startup(id="bosun-startup")
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Wire the reconcile's dependencies from what ``bosun.__main__`` checked before kopf started (the
     credentials work, the CRDs are served, the RBAC holds, the identity policies are installed)."""
@@ -63,7 +65,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         identity_trusted=True,  # the startup checks refuse to go on while the policies are missing
     )
     memo["deps"] = deps
-    memo["sweeper"] = asyncio.create_task(_sweep(deps, memo["health"]))
+    memo["policy_watch"] = asyncio.create_task(_watch_policies(deps, memo["health"]))
     log.info(
         "bosun operator as %s; model %s; tools %s; namespaces %s",
         started.identity.user,
@@ -73,27 +75,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
 
 
-@kopf.on.cleanup(id="bosun-cleanup")
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    sweeper = memo.get("sweeper")
-    if sweeper is not None:
-        sweeper.cancel()
+    watch = memo.get("policy_watch")
+    if watch is not None:
+        watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+            await watch
     deps: Deps | None = memo.get("deps")
     if deps is not None:
         await deps.gateway.aclose()
 
 
 RECONCILE_ATTEMPTS = 5
-"""Fresh reads after ``TaskConflict`` before a reconcile is left to the next event or sweep."""
+"""Fresh reads after ``TaskConflict`` before a reconcile is left to the next event or timer."""
 
 
 async def _run(deps: Deps, namespace: str, name: str, uid: str, *, wait: bool = True) -> None:
     """Reconcile one task from a fresh read, and again from a fresh read whenever it changed meanwhile.
 
     Never raises: an API outage or a bug in one task is logged (and posted as an Event when the task could
-    be read) and left to the sweep, so kopf never retries a half-done reconcile on its own. Every line
+    be read) and left to the timer, so kopf never retries a half-done reconcile on its own. Every line
     logged meanwhile names the task (``bosun_tools.logs.about``)."""
     with logs.about(apiVersion=API_VERSION, kind="AgentTask", namespace=namespace, name=name, uid=uid):
         await _reconcile(deps, namespace, name, uid, wait=wait)
@@ -115,10 +116,10 @@ async def _reconcile(deps: Deps, namespace: str, name: str, uid: str, *, wait: b
                 except TaskConflict as exc:
                     log.info("%s; reconciling again from a fresh read", exc)
             log.warning(
-                "agenttask %s/%s kept changing under this operator; the sweep retries", namespace, name
+                "agenttask %s/%s kept changing under this operator; the timer retries", namespace, name
             )
         except Exception as exc:
-            log.exception("reconcile of agenttask %s/%s failed; the sweep retries", namespace, name)
+            log.exception("reconcile of agenttask %s/%s failed; the timer retries", namespace, name)
             if body is not None:
                 with contextlib.suppress(Exception):
                     await deps.store.post_event(
@@ -126,7 +127,8 @@ async def _reconcile(deps: Deps, namespace: str, name: str, uid: str, *, wait: b
                     )
 
 
-def _due(body: dict[str, Any]) -> bool:
+def _due(body: kopf.Body, **_: Any) -> bool:
+    """Whether a task still needs looking at: unfinished, or finished and waiting for its TTL."""
     status = body.get("status") or {}
     if status.get("phase") not in TERMINAL_PHASES:
         return True
@@ -142,7 +144,7 @@ async def _recheck_policies(deps: Deps, health: Health) -> None:
         missing = await deps.store.missing_policies()
     except (KubeError, OSError) as exc:
         # An API blip says nothing about the policies; a task failed for it could not be run again.
-        log.warning("could not check the identity admission policies (%s); the next sweep does", exc)
+        log.warning("could not check the identity admission policies (%s); the next check does", exc)
         return
     trusted = not missing
     if trusted != deps.identity_trusted:
@@ -159,40 +161,61 @@ async def _recheck_policies(deps: Deps, health: Health) -> None:
             log.error("%s", health.problem)
 
 
-async def _sweep(deps: Deps, health: Health) -> None:
-    """The safety net: retries after a tool-server outage, approval expiry, TTL, missed events; and the
-    identity policies, looked at again each time."""
-    namespaces: list[str | None] = list(deps.config.namespaces) or [None]
+async def _watch_policies(deps: Deps, health: Health) -> None:
+    """The identity policies, looked at again every ``BOSUN_SWEEP_SECONDS`` (they are cluster-scoped
+    objects, not something a task's events would reveal)."""
     while True:
         await asyncio.sleep(deps.config.sweep_seconds)
         await _recheck_policies(deps, health)
-        for namespace in namespaces:
-            try:
-                tasks = await deps.store.list_tasks(namespace)
-            except (KubeError, OSError):
-                log.exception("sweep could not list agenttasks")
-                continue
-            for body in tasks:
-                if not _due(body):
-                    continue
-                meta = body["metadata"]
-                await _run(deps, meta["namespace"], meta["name"], meta["uid"], wait=False)
 
 
-@kopf.on.resume(GROUP, VERSION, "agenttasks", id="task-resume")
-@kopf.on.create(GROUP, VERSION, "agenttasks", id="task-create")
-@kopf.on.update(GROUP, VERSION, "agenttasks", id="task-annotations", field="metadata.annotations")
 async def on_task(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     meta = body["metadata"]
     await _run(memo["deps"], meta["namespace"], meta["name"], meta["uid"])
 
 
-@kopf.on.resume(GROUP, VERSION, "approvalgrants", id="grant-resume")
-@kopf.on.create(GROUP, VERSION, "approvalgrants", id="grant-create")
+async def recheck_task(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The timer: what waits on time rather than on an event (a retry, expiry, TTL). It skips a task whose
+    reconcile is running (an event got there first)."""
+    meta = body["metadata"]
+    await _run(memo["deps"], meta["namespace"], meta["name"], meta["uid"], wait=False)
+
+
 async def on_grant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deps: Deps = memo["deps"]
     try:
-        await touch_for_grant(dict(body), deps)
+        task = await task_of_grant(dict(body), deps)
     except Exception:
-        # Handlers never raise (see the module docstring); the sweep judges the grant with its task.
-        log.exception("could not hand grant %s to its task; the sweep picks it up", body["metadata"]["name"])
+        # Handlers never raise (see the module docstring); the timer judges the grant with its task.
+        log.exception("could not hand grant %s to its task; the timer picks it up", body["metadata"]["name"])
+        return
+    if task is not None:
+        await _run(deps, *task)
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    """Every handler of the operator, registered with the configuration's timer interval."""
+    registry = kopf.OperatorRegistry()
+    # kopf's own login through the kubernetes client's loaders (kubeconfig with exec plugins and OIDC,
+    # in-cluster), as kopf's default registry would install it.
+    kopf.on.login(registry=registry, errors=kopf.ErrorsMode.IGNORED)(kopf.login_via_client)
+    kopf.on.startup(id="bosun-startup", registry=registry)(startup)
+    kopf.on.cleanup(id="bosun-cleanup", registry=registry)(cleanup)
+    tasks = (GROUP, VERSION, "agenttasks")
+    kopf.on.resume(*tasks, id="task-resume", registry=registry)(on_task)
+    kopf.on.create(*tasks, id="task-create", registry=registry)(on_task)
+    for annotation in (APPROVE_ANNOTATION, CANCEL_ANNOTATION):
+        field = f"metadata.annotations.{annotation}"
+        kopf.on.update(*tasks, id=f"task-{annotation}", field=field, registry=registry)(on_task)
+    kopf.timer(
+        *tasks,
+        id="task-recheck",
+        interval=config.sweep_seconds,
+        initial_delay=config.sweep_seconds,
+        when=_due,
+        registry=registry,
+    )(recheck_task)
+    grants = (GROUP, VERSION, "approvalgrants")
+    kopf.on.resume(*grants, id="grant-resume", registry=registry)(on_grant)
+    kopf.on.create(*grants, id="grant-create", registry=registry)(on_grant)
+    return registry

@@ -80,9 +80,6 @@ class Store:
             ops += [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
         return await self._patch_task(namespace, name, ops, {409, 422})
 
-    async def annotate_task(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        await self.kube.patch(await self.tasks(), name, {"metadata": {"annotations": annotations}}, namespace)
-
     async def _patch_task(
         self,
         namespace: str,

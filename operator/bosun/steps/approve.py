@@ -15,7 +15,7 @@ from typing import Any
 
 from bosun_tools.client.kube import KubeError
 
-from bosun.api.models import API_VERSION, GROUP, TERMINAL_PHASES, Proposal
+from bosun.api.models import API_VERSION, TERMINAL_PHASES, Proposal
 from bosun.core import identity as ids
 from bosun.core.approval import Tally, already_considered, apply_verdict, tally
 from bosun.core.approval_policy import ApprovalPolicy
@@ -23,9 +23,6 @@ from bosun.core.grants import GrantVerdict, approval_hint, grant_status, judge_g
 from bosun.core.phases import is_final, with_condition
 from bosun.core.proposals import annotation_grant, annotation_refusal, finished_verdict, skip_remaining
 from bosun.steps.task import Deps, Task
-
-GRANT_SEEN = f"{GROUP}/grant-seen"
-"""Annotation the operator sets on a task when a grant for it arrives, so the task's update handler runs."""
 
 
 async def take_annotation_approval(task: Task) -> None:
@@ -199,27 +196,27 @@ async def close_grants(task: Task) -> None:
             await _reject_grant(task.deps, grant, finished_verdict(task.name, task.status.phase), task.uid)
 
 
-async def touch_for_grant(grant: dict[str, Any], deps: Deps) -> None:
-    """A new grant wakes its task at once (annotation change -> the task's update handler); a grant for a
-    task that does not exist or has finished is answered at once."""
+async def task_of_grant(grant: dict[str, Any], deps: Deps) -> tuple[str, str, str] | None:
+    """The task (namespace, name, uid) a new grant should wake at once; a grant for a task that does not
+    exist or has finished is answered here, and None returned."""
     meta, spec = grant["metadata"], grant.get("spec") or {}
     if (grant.get("status") or {}).get("state"):
-        return
+        return None
     task_name = (spec.get("taskRef") or {}).get("name")
     if not task_name:
-        return
+        return None
     task = await deps.store.get_task(meta["namespace"], task_name)
     if task is None:
         verdict = GrantVerdict(
             False, "TaskNotFound", f"AgentTask {task_name} not found in {meta['namespace']}"
         )
         await _reject_grant(deps, grant, verdict, None)
-        return
+        return None
     phase = (task.get("status") or {}).get("phase")
     if phase in TERMINAL_PHASES:
         await _reject_grant(deps, grant, finished_verdict(task_name, phase), task["metadata"]["uid"])
-        return
-    await deps.store.annotate_task(meta["namespace"], task_name, {GRANT_SEEN: meta["name"]})
+        return None
+    return meta["namespace"], task_name, task["metadata"]["uid"]
 
 
 async def _reject_grant(
