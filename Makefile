@@ -66,5 +66,5 @@ demo: cluster-up ## the main job end to end: a task proposes, is approved, execu
 	bash examples/demo.sh
 
 .PHONY: bench
-bench: cluster-up ## print speed, memory and failover figures (the failover drill takes about 9 minutes)
+bench: cluster-up ## speed, CPU and memory of Bosun against a floor operator (a few min); BOSUN_BENCH_FAILOVER=1 adds the failover drill (9 min)
 	$(PY) python -m tests.bench

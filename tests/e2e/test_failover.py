@@ -9,7 +9,7 @@ restarting) and the standby takes over. Afterwards the job must have been trigge
 task must have finished: Succeeded, or — when the kill landed inside the trigger call, where nobody can
 know whether Jenkins got it — Failed with ``InterruptedNonIdempotent`` and nothing run again.
 
-``make bench`` runs the same drill (20 rounds, the default Lease timings) and reports the failover time;
+``BOSUN_BENCH_FAILOVER=1 make bench`` runs the same drill (20 rounds, the default Lease timings) and reports the failover time;
 the test runs 3 rounds with shorter timings. The elector's own protocol against the API server (hand-over
 on release, a Lease taken away, a blocked event loop) is tested below the drill.
 """
@@ -101,7 +101,7 @@ class Outcome:
 
 @dataclass
 class Drill:
-    """The failover drill, shared by the test and ``make bench``."""
+    """The failover drill, shared by the test and ``make bench`` (with BOSUN_BENCH_FAILOVER=1)."""
 
     run: Run
     namespace: str
