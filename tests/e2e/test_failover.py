@@ -9,8 +9,8 @@ restarting) and the standby takes over. Afterwards the job must have been trigge
 task must have finished: Succeeded, or — when the kill landed inside the trigger call, where nobody can
 know whether Jenkins got it — Failed with ``InterruptedNonIdempotent`` and nothing run again.
 
-``BOSUN_BENCH_FAILOVER=1 make bench`` runs the same drill (20 rounds, the default Lease timings) and reports the failover time;
-the test runs 3 rounds with shorter timings. The elector's own protocol against the API server (hand-over
+``BOSUN_BENCH_FAILOVER=1 make bench`` runs the same drill (20 rounds, the default Lease timings) and
+reports the failover time; the test runs 3 rounds with shorter timings. The elector's own protocol against the API server (hand-over
 on release, a Lease taken away, a blocked event loop) is tested below the drill.
 """
 
