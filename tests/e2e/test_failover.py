@@ -10,8 +10,8 @@ task must have finished: Succeeded, or — when the kill landed inside the trigg
 know whether Jenkins got it — Failed with ``InterruptedNonIdempotent`` and nothing run again.
 
 ``BOSUN_BENCH_FAILOVER=1 make bench`` runs the same drill (20 rounds, the default Lease timings) and
-reports the failover time; the test runs 3 rounds with shorter timings. The elector's own protocol against the API server (hand-over
-on release, a Lease taken away, a blocked event loop) is tested below the drill.
+reports the failover time; the test runs 3 rounds with shorter timings. The elector's own protocol against
+the API server (hand-over on release, a Lease taken away, a blocked event loop) is tested below the drill.
 """
 
 from __future__ import annotations
