@@ -41,7 +41,7 @@ WATCHED = frozenset({"agenttasks", "approvalgrants"})
 
 
 def leadership_lost(reason: str) -> None:
-    """Stop acting now: no handler, timer or tool call may run once another replica may lead."""
+    """Stop acting now: no handler, sweep or tool call may run once another replica may lead."""
     log.critical("leadership lost: %s; exiting so that this pod restarts as a standby", reason)
     for handler in logging.getLogger().handlers:
         handler.flush()
@@ -84,7 +84,7 @@ async def run(config: OperatorConfig) -> None:
         namespaces = list(config.namespaces)
         operator = asyncio.create_task(
             kopf.operator(
-                registry=build_registry(config),
+                registry=build_registry(),
                 standalone=True,
                 clusterwide=not namespaces,
                 namespaces=namespaces,

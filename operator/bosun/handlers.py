@@ -1,13 +1,15 @@
 """kopf wiring, kept thin: task handlers hand the object to ``bosun.reconcile``, grant handlers to
-``bosun.steps.approve``; ``build_registry`` registers them with the intervals of the configuration.
+``bosun.steps.approve``; ``build_registry`` registers them.
 
-kopf decides when: a task is reconciled when it is created or resumed, when its ``approve`` or ``cancel``
-annotation changes (a filter: no other annotation wakes it), when a grant for it arrives (the grant handler
-reconciles the task directly), and by a kopf timer every ``BOSUN_SWEEP_SECONDS`` while it is unfinished or
-waits for its TTL (retries after a tool-server outage, approval expiry, TTL). Handlers never raise: a
-reconcile that cannot finish records why in the task's conditions and the timer looks again. Status is
-written by the reconcile itself (it needs confirmed writes between tool calls), so no handler returns a
-value and kopf keeps no progress in ``status``.
+A task is reconciled when it is created or resumed, when its ``approve`` or ``cancel`` annotation changes
+(a kopf filter: no other annotation wakes it), when a grant for it arrives (the grant handler reconciles the
+task directly), and by the sweep every ``BOSUN_SWEEP_SECONDS`` while it is unfinished or waits for its TTL
+(retries after a tool-server outage, approval expiry, TTL). The sweep is a plain loop, not a kopf timer:
+kopf puts a finalizer on every object a timer watches, which costs each task three more writes and would
+block ``kubectl delete`` of every unfinished task whenever the operator is not running. Handlers never
+raise: a reconcile that cannot finish records why in the task's conditions and the sweep looks again.
+Status is written by the reconcile itself (it needs confirmed writes between tool calls), so no handler
+returns a value and kopf keeps no progress in ``status``.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         identity_trusted=True,  # the startup checks refuse to go on while the policies are missing
     )
     memo["deps"] = deps
-    memo["policy_watch"] = asyncio.create_task(_watch_policies(deps, memo["health"]))
+    memo["sweeper"] = asyncio.create_task(_sweep(deps, memo["health"]))
     log.info(
         "bosun operator as %s; model %s; tools %s; namespaces %s",
         started.identity.user,
@@ -76,25 +78,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    watch = memo.get("policy_watch")
-    if watch is not None:
-        watch.cancel()
+    sweeper = memo.get("sweeper")
+    if sweeper is not None:
+        sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await watch
+            await sweeper
     deps: Deps | None = memo.get("deps")
     if deps is not None:
         await deps.gateway.aclose()
 
 
 RECONCILE_ATTEMPTS = 5
-"""Fresh reads after ``TaskConflict`` before a reconcile is left to the next event or timer."""
+"""Fresh reads after ``TaskConflict`` before a reconcile is left to the next event or sweep."""
 
 
 async def _run(deps: Deps, namespace: str, name: str, uid: str, *, wait: bool = True) -> None:
     """Reconcile one task from a fresh read, and again from a fresh read whenever it changed meanwhile.
 
     Never raises: an API outage or a bug in one task is logged (and posted as an Event when the task could
-    be read) and left to the timer, so kopf never retries a half-done reconcile on its own. Every line
+    be read) and left to the sweep, so kopf never retries a half-done reconcile on its own. Every line
     logged meanwhile names the task (``bosun_tools.logs.about``)."""
     with logs.about(apiVersion=API_VERSION, kind="AgentTask", namespace=namespace, name=name, uid=uid):
         await _reconcile(deps, namespace, name, uid, wait=wait)
@@ -116,10 +118,10 @@ async def _reconcile(deps: Deps, namespace: str, name: str, uid: str, *, wait: b
                 except TaskConflict as exc:
                     log.info("%s; reconciling again from a fresh read", exc)
             log.warning(
-                "agenttask %s/%s kept changing under this operator; the timer retries", namespace, name
+                "agenttask %s/%s kept changing under this operator; the sweep retries", namespace, name
             )
         except Exception as exc:
-            log.exception("reconcile of agenttask %s/%s failed; the timer retries", namespace, name)
+            log.exception("reconcile of agenttask %s/%s failed; the sweep retries", namespace, name)
             if body is not None:
                 with contextlib.suppress(Exception):
                     await deps.store.post_event(
@@ -127,7 +129,7 @@ async def _reconcile(deps: Deps, namespace: str, name: str, uid: str, *, wait: b
                     )
 
 
-def _due(body: kopf.Body, **_: Any) -> bool:
+def _due(body: dict[str, Any]) -> bool:
     """Whether a task still needs looking at: unfinished, or finished and waiting for its TTL."""
     status = body.get("status") or {}
     if status.get("phase") not in TERMINAL_PHASES:
@@ -161,12 +163,24 @@ async def _recheck_policies(deps: Deps, health: Health) -> None:
             log.error("%s", health.problem)
 
 
-async def _watch_policies(deps: Deps, health: Health) -> None:
-    """The identity policies, looked at again every ``BOSUN_SWEEP_SECONDS`` (they are cluster-scoped
-    objects, not something a task's events would reveal)."""
+async def _sweep(deps: Deps, health: Health) -> None:
+    """The safety net: retries after a tool-server outage, approval expiry, TTL, missed events; and the
+    identity policies, looked at again each time."""
+    namespaces: list[str | None] = list(deps.config.namespaces) or [None]
     while True:
         await asyncio.sleep(deps.config.sweep_seconds)
         await _recheck_policies(deps, health)
+        for namespace in namespaces:
+            try:
+                tasks = await deps.store.list_tasks(namespace)
+            except (KubeError, OSError):
+                log.exception("sweep could not list agenttasks")
+                continue
+            for body in tasks:
+                if not _due(body):
+                    continue
+                meta = body["metadata"]
+                await _run(deps, meta["namespace"], meta["name"], meta["uid"], wait=False)
 
 
 async def on_task(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -174,27 +188,20 @@ async def on_task(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _run(memo["deps"], meta["namespace"], meta["name"], meta["uid"])
 
 
-async def recheck_task(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The timer: what waits on time rather than on an event (a retry, expiry, TTL). It skips a task whose
-    reconcile is running (an event got there first)."""
-    meta = body["metadata"]
-    await _run(memo["deps"], meta["namespace"], meta["name"], meta["uid"], wait=False)
-
-
 async def on_grant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deps: Deps = memo["deps"]
     try:
         task = await task_of_grant(dict(body), deps)
     except Exception:
-        # Handlers never raise (see the module docstring); the timer judges the grant with its task.
-        log.exception("could not hand grant %s to its task; the timer picks it up", body["metadata"]["name"])
+        # Handlers never raise (see the module docstring); the sweep judges the grant with its task.
+        log.exception("could not hand grant %s to its task; the sweep picks it up", body["metadata"]["name"])
         return
     if task is not None:
         await _run(deps, *task)
 
 
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
-    """Every handler of the operator, registered with the configuration's timer interval."""
+def build_registry() -> kopf.OperatorRegistry:
+    """Every handler of the operator, in a registry of its own (kopf's login included)."""
     registry = kopf.OperatorRegistry()
     # kopf's own login through the kubernetes client's loaders (kubeconfig with exec plugins and OIDC,
     # in-cluster), as kopf's default registry would install it.
@@ -207,14 +214,6 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     for annotation in (APPROVE_ANNOTATION, CANCEL_ANNOTATION):
         field = f"metadata.annotations.{annotation}"
         kopf.on.update(*tasks, id=f"task-{annotation}", field=field, registry=registry)(on_task)
-    kopf.timer(
-        *tasks,
-        id="task-recheck",
-        interval=config.sweep_seconds,
-        initial_delay=config.sweep_seconds,
-        when=_due,
-        registry=registry,
-    )(recheck_task)
     grants = (GROUP, VERSION, "approvalgrants")
     kopf.on.resume(*grants, id="grant-resume", registry=registry)(on_grant)
     kopf.on.create(*grants, id="grant-create", registry=registry)(on_grant)

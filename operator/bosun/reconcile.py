@@ -1,7 +1,7 @@
 """One level-triggered reconcile of an AgentTask: read status, do the next thing, write status, repeat
 until the task waits for a person or is finished.
 
-kopf handlers, the kopf timer and a restart all call ``reconcile_task``; everything it needs to decide
+kopf handlers, the periodic sweep and a restart all call ``reconcile_task``; everything it needs to decide
 is in the object (status is the semantic checkpoint), so any of them may run it at any time. The phases
 themselves are in ``bosun.steps``; this module is the loop over them, cancellation, and what happens once
 a task is finished (its grants answered, its sealed values released, its TTL).
@@ -31,7 +31,7 @@ CANCEL_ANNOTATION = "cancel"
 async def reconcile_task(body: dict[str, Any], deps: Deps) -> None:
     """Advance one task as far as it can go now. Raises ``TaskConflict`` when the task changed under it:
     the caller reads it again and starts over. What waits (a person, the tool server, the TTL) is picked
-    up by the next event or by the kopf timer."""
+    up by the next event or by the sweep."""
     status = AgentTaskStatus.model_validate(body.get("status") or {})
     spec = AgentTaskSpec.model_validate(body.get("spec") or {})
     task = Task(body, spec, status, deps)
@@ -86,7 +86,7 @@ async def _finish(task: Task) -> None:
 
 
 async def _delete_when_expired(task: Task) -> None:
-    """``spec.ttlSecondsAfterFinished``: a finished task is deleted once that long has passed (the kopf timer
+    """``spec.ttlSecondsAfterFinished``: a finished task is deleted once that long has passed (the sweep
     looks at finished tasks with a TTL again until then)."""
     ttl = task.spec.ttl_seconds_after_finished
     if ttl is None or task.status.finished_at is None:

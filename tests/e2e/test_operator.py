@@ -272,3 +272,19 @@ def test_gitops_service_account_becomes_the_requester(
     status = wait_phase(kubectl, namespace, "from-git", "Succeeded", "Failed")
     assert status["requester"]["user"] == f"system:serviceaccount:{namespace}:gitops"
     assert f"system:serviceaccounts:{namespace}" in status["requester"]["groups"]
+
+
+def test_tasks_carry_no_finalizer_so_they_can_be_deleted_while_the_operator_is_down(
+    kubectl: Any, namespace: str, users: None, operator: Operator
+) -> None:
+    """Nothing of the operator's must be in the way of ``kubectl delete`` (or of uninstalling the CRDs)
+    when the operator is not running: no finalizer on a waiting task, nor on a finished one."""
+    deployment(kubectl, namespace)
+    waiting = propose_scale(kubectl, namespace)
+    assert waiting["phase"] == "AwaitingApproval"
+    apply(kubectl, namespace, task_doc("question", f"list pods in {namespace}"), user="bob")
+    wait_phase(kubectl, namespace, "question", "Succeeded")
+    for name in ("scale-web", "question"):
+        assert not get(kubectl, namespace, "agenttask", name)["metadata"].get("finalizers")
+    operator.stop()
+    kubectl("-n", namespace, "delete", "agenttask", "scale-web", "question", "--timeout=30s")

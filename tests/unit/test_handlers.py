@@ -1,4 +1,4 @@
-"""kopf handlers never raise: during an API outage a reconcile is logged and left to the timer.
+"""kopf handlers never raise: during an API outage a reconcile is logged and left to the sweep.
 
 The outage is real: the operator's own client talks to 127.0.0.1 on a port where nothing listens, so
 every request fails the way it does when the API server is down."""
@@ -52,7 +52,7 @@ async def test_a_reconcile_during_an_api_outage_raises_nothing(
         await _run(deps, "shop", "scale-web", "0b7c6a0e-1111-4222-8333-444455556666")
     finally:
         await kube.aclose()
-    assert "reconcile of agenttask shop/scale-web failed; the timer retries" in caplog.text
+    assert "reconcile of agenttask shop/scale-web failed; the sweep retries" in caplog.text
 
 
 async def test_a_task_lock_lives_only_while_a_reconcile_holds_or_awaits_it() -> None:
@@ -67,6 +67,6 @@ async def test_a_task_lock_lives_only_while_a_reconcile_holds_or_awaits_it() -> 
     async with deps.locked("uid-1") as got:
         assert got
         async with deps.locked("uid-1", wait=False) as second:
-            assert not second, "the timer skips a task another reconcile is working on"
+            assert not second, "the sweep skips a task another reconcile is working on"
         assert list(deps.locks) == ["uid-1"]
     assert list(deps.locks) == []

@@ -65,7 +65,7 @@ class Deps:
 
     @contextlib.asynccontextmanager
     async def locked(self, uid: str, *, wait: bool = True) -> AsyncIterator[bool]:
-        """Keeps two reconciles (an event, the timer) from working on one task at once; with
+        """Keeps two reconciles (an event, the sweep) from working on one task at once; with
         ``wait=False`` yields False instead of waiting when one already is."""
         lock = self.locks.setdefault(uid, asyncio.Lock())
         if not wait and lock.locked():
