@@ -20,10 +20,9 @@ from bosun.api.models import (
     Proposal,
     ProposedStep,
     StepRecord,
-    bound_status,
     cap,
-    status_size,
 )
+from bosun.core.status_bounds import bound_status, status_size
 from pydantic import ValidationError
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -28,7 +28,6 @@ from bosun.api.models import (
     PendingEvent,
     TaskPhase,
     UserRef,
-    bound_status,
 )
 from bosun.api.models import now as utcnow
 from bosun.config import OperatorConfig
@@ -38,6 +37,7 @@ from bosun.core.approval_policy import ApprovalPolicy, strictest
 from bosun.core.identity import ExecutionChoice
 from bosun.core.phases import transition
 from bosun.core.proposals import grants_for, history_lines
+from bosun.core.status_bounds import bound_status
 from bosun.planner import MODEL_CALLS_PER_ITERATION, PlanningContext
 from bosun.ports.gateway import ToolGateway
 from bosun.ports.store import Store, TaskConflict
