@@ -68,3 +68,34 @@ def grant(kubectl: Kubectl, bind_role: BindRole, namespace: str, user: str, role
     bind_role(namespace, user, role)
     can_i = ["auth", "can-i", *check.split(), "-n", namespace]
     eventually(f"{user} to {check}", lambda: kubectl(*can_i, user=user, check=False).returncode == 0)
+
+
+def rollout_replicaset(
+    owner: dict[str, Any], revision: int, containers: list[dict[str, str]]
+) -> dict[str, Any]:
+    """A ReplicaSet of one revision of a Rollout, as the Rollouts controller (not running here) leaves it."""
+    meta = owner["metadata"]
+    labels = {"app": meta["name"], "rollouts-pod-template-hash": f"h{revision}"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{meta['name']}-h{revision}",
+            "labels": labels,
+            "annotations": {"rollout.argoproj.io/revision": str(revision)},
+            "ownerReferences": [
+                {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Rollout",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+        },
+    }

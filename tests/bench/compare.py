@@ -44,6 +44,7 @@ import localcluster
 
 from tests.bench.kube import Api, PhaseWatch, collection, cpu_seconds, crd_established, purge, settled
 from tests.fakes.llm import FakeLLM, call, text, tool_calls
+from tests.waiting import eventually_async
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -412,16 +413,16 @@ def grant_requester(cluster: localcluster.Cluster, namespace: str) -> None:
 
 async def allowed(requester: Api, paths: list[str], within: float = 30.0) -> None:
     """Wait until the requester's new rights are in effect (the authorizer's cache follows RBAC)."""
-    deadline = time.monotonic() + within
+
+    async def readable(path: str) -> bool:
+        try:
+            await requester.call("GET", path)
+        except RuntimeError:
+            return False
+        return True
+
     for path in paths:
-        while True:
-            try:
-                await requester.call("GET", path)
-                break
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+        await eventually_async(f"the requester to read {path}", lambda p=path: readable(p), within, 0.1)
 
 
 async def compare(cluster: localcluster.Cluster, namespace: str, repeats: int, model: bool) -> None:

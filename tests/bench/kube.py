@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.waiting import eventually_async
+
 
 class Api:
     """The API server as the kubeconfig's current user (client certificates or a bearer token)."""
@@ -80,16 +82,15 @@ def collection(group: str, version: str, plural: str, namespace: str) -> str:
 
 
 async def crd_established(api: Api, name: str, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        with contextlib.suppress(RuntimeError):
+    async def established() -> bool:
+        try:
             crd = await api.call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conditions = crd.get("status", {}).get("conditions", [])
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"CRD {name} was not Established within {within:.0f}s")
-        await asyncio.sleep(0.1)
+        except RuntimeError:
+            return False
+        conditions = crd.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    await eventually_async(f"CRD {name} to be Established", established, within, interval=0.1)
 
 
 async def purge(api: Api, path: str, within: float = 60.0) -> None:
@@ -101,12 +102,11 @@ async def purge(api: Api, path: str, within: float = 60.0) -> None:
                 name = item["metadata"]["name"]
                 await api.merge_patch(f"{path}/{name}", {"metadata": {"finalizers": None}})
     await api.call("DELETE", path)
-    deadline = time.monotonic() + within
-    while left := (await api.call("GET", path))["items"]:
-        if time.monotonic() > deadline:
-            names = ", ".join(i["metadata"]["name"] for i in left[:5])
-            raise TimeoutError(f"{len(left)} objects of {path} still there after {within:.0f}s: {names}")
-        await asyncio.sleep(0.1)
+
+    async def empty() -> bool:
+        return not (await api.call("GET", path))["items"]
+
+    await eventually_async(f"every object of {path} to be gone", empty, within, interval=0.1)
 
 
 class PhaseWatch:

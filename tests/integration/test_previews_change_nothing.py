@@ -53,7 +53,7 @@ from tests.conftest import ClusterAccess, Kubectl
 from tests.fakes.jenkins import FakeJenkins, Parameter
 from tests.integration.test_sealing import agenttask_kind
 from tests.integration.test_tools_rollouts import PAUSED_AT_STEP_1, STEPS, rollout_crds
-from tests.tools_support import deployment
+from tests.tools_support import deployment, rollout_replicaset
 from tests.waiting import eventually
 
 __all__ = ["agenttask_kind", "rollout_crds"]  # module-scoped fixtures shared with those modules
@@ -315,38 +315,6 @@ def _rollout(name: str, **spec: Any) -> dict[str, Any]:
     return body
 
 
-def _rollout_replicaset(owner: Mapping[str, Any], revision: int, image: str) -> dict[str, Any]:
-    """A ReplicaSet of one revision of a Rollout, as the Rollouts controller (not running here) leaves it."""
-    meta = owner["metadata"]
-    labels = {"app": meta["name"], "rollouts-pod-template-hash": f"h{revision}"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"{meta['name']}-h{revision}",
-            "labels": labels,
-            "annotations": {"rollout.argoproj.io/revision": str(revision)},
-            "ownerReferences": [
-                {
-                    "apiVersion": "argoproj.io/v1alpha1",
-                    "kind": "Rollout",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "web", "image": image}]},
-            },
-        },
-    }
-
-
 def _secret(name: str, data: Mapping[str, str], **more: Any) -> dict[str, Any]:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded, **more}
@@ -486,8 +454,8 @@ def _build_world(
     _apply(
         kubectl,
         namespace,
-        _rollout_replicaset(canary, 1, "registry.example/web:0.9"),
-        _rollout_replicaset(canary, 2, "registry.example/web:1.0"),
+        rollout_replicaset(canary, 1, [{"name": "web", "image": "registry.example/web:0.9"}]),
+        rollout_replicaset(canary, 2, [{"name": "web", "image": "registry.example/web:1.0"}]),
     )
     task_uid = kubectl(
         "get", "agenttask", "previews", "-n", namespace, "-o", "jsonpath={.metadata.uid}"

@@ -21,7 +21,7 @@ from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
-from tests.tools_support import call, deployment, mcp
+from tests.tools_support import call, deployment, mcp, rollout_replicaset
 from tests.waiting import crds_established
 
 pytestmark = pytest.mark.cluster
@@ -200,42 +200,9 @@ async def test_pause_resume_abort_retry_restart_and_set_image(
 
 
 def replicaset(owner: dict[str, Any], revision: int, image: str) -> str:
-    pod_hash = f"h{revision}"
-    labels = {"app": "web", "rollouts-pod-template-hash": pod_hash}
-    meta = owner["metadata"]
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": f"web-{pod_hash}",
-                "labels": labels,
-                "annotations": {"rollout.argoproj.io/revision": str(revision)},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "argoproj.io/v1alpha1",
-                        "kind": "Rollout",
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {"name": "web", "image": image},
-                            {"name": "proxy", "image": "registry.example/envoy:1"},
-                        ]
-                    },
-                },
-            },
-        }
-    )
+    """Revision ``revision`` of the web Rollout, running ``image`` beside its proxy."""
+    proxy = {"name": "proxy", "image": "registry.example/envoy:1"}
+    return json.dumps(rollout_replicaset(owner, revision, [{"name": "web", "image": image}, proxy]))
 
 
 async def test_history_and_undo(mcp: Client[Any], kubectl: Kubectl, namespace: str, web: str) -> None:
