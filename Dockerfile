@@ -27,7 +27,10 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project --compile-bytecode
 COPY operator/ operator/
 COPY tools/ tools/
-RUN uv sync --frozen --no-dev --no-editable --compile-bytecode
+RUN uv sync --frozen --no-dev --no-editable --compile-bytecode \
+ && .venv/bin/python -c "import bosun_tools.server"
+# (that import writes the bytecode of the modules beartype's import hook rewrites, FastMCP's key_value,
+# which --compile-bytecode cannot: without it each start compiles them from source)
 
 FROM python:3.11-slim-bookworm
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LITELLM_LOCAL_MODEL_COST_MAP=True

@@ -17,13 +17,20 @@ uv:
 	@command -v uv >/dev/null 2>&1 && [ "$$(uv --version | cut -d' ' -f2)" = "$(UV_VERSION)" ] || \
 	  python3 -m pip install --quiet "uv==$(UV_VERSION)"
 
+# Compiled as the image is (Dockerfile): every operator the tests and the bench start then loads bytecode
+# instead of compiling each module from source (which it also cannot cache where PYTHONDONTWRITEBYTECODE is
+# set): about 1.7 s less per start. The last line imports the tool server once with writing allowed, so
+# that the modules beartype's import hook rewrites (FastMCP's key_value) get their own cached bytecode too.
 .PHONY: venv
-venv: uv ## install the pinned Python dependencies (uv.lock) into .venv
-	uv sync --frozen --quiet
+venv: uv ## install the pinned Python dependencies (uv.lock) into .venv, compiled to bytecode
+	uv sync --frozen --quiet --compile-bytecode
+	uv run --frozen python -m compileall -q operator tools
+	PYTHONDONTWRITEBYTECODE= uv run --frozen python -c "import bosun_tools.server"
 
 .PHONY: binaries
-binaries: ## build the control plane, kwok and helm from Go modules (cached outside the repo)
+binaries: ## build the control plane, kwok, helm and tests/kstatus from Go modules (cached outside the repo)
 	bash tests/cluster/build.sh
+	bash tests/kstatus/build.sh
 
 .PHONY: cluster-up
 cluster-up: venv ## start the local control plane on 127.0.0.1 (no-op when up)

@@ -6,7 +6,8 @@
 | BOSUN_API_BASE, BOSUN_API_KEY | OpenAI-compatible endpoint and key (provider keys also work as usual) |
 | BOSUN_MODEL_TIMEOUT, BOSUN_MODEL_RETRIES | per model call, seconds / retries with backoff |
 | BOSUN_TOOLS_URL, BOSUN_TOOLS_TOKEN | the tool server over Streamable HTTP; unset: in-process tools |
-| BOSUN_NAMESPACES | comma-separated namespaces to watch; unset: all |
+| BOSUN_NAMESPACES | comma-separated namespaces to watch, exact names; unset: all (one shard of |
+| | several: docs/scaling.md) |
 | BOSUN_VERIFY_SECONDS | deadline of the objective checks after execution |
 | BOSUN_APPROVAL_TIMEOUT_SECONDS | a proposal nobody decides within this ends the task Expired |
 | BOSUN_SWEEP_SECONDS | how often waiting tasks are re-checked (retries, expiry, TTL) |
@@ -23,6 +24,8 @@
 | BOSUN_PROTECTED_NAMESPACES | their ServiceAccounts are never impersonated (default kube-system) |
 | BOSUN_ALLOW_CLUSTER_SCOPE | ``true``: tasks that ask (spec.clusterScope) may change cluster-scoped objects |
 | BOSUN_TOOL_TIMEOUT_SECONDS | upper bound of one tool call |
+| BOSUN_PARALLEL_TASKS | tasks reconciled at once (default 20); more wait for a free slot. A task executing |
+| | or verifying holds its slot until done: raise it when many long changes run together |
 | BOSUN_LEADER_ELECTION | ``true``: act only while holding a coordination.k8s.io Lease (several replicas); |
 | | default ``false`` (the chart turns it on when ``operator.replicas`` > 1) |
 | BOSUN_LEADER_ELECTION_NAMESPACE | the Lease's namespace (default: the operator's, ``operator_namespace``) |
@@ -33,6 +36,7 @@
 | BOSUN_HEALTH_PORT | serve ``/healthz`` (liveness) and ``/readyz`` (readiness) on this port; unset: none |
 | BOSUN_LOG_LEVEL | debug, info (default), warning or error |
 | BOSUN_LOG_FORMAT | ``text`` (default) or ``json`` (one object per line; lines about a task carry it) |
+| BOSUN_NOTIFY_* | notifications of proposals awaiting approval and of ends: ``bosun.notify.settings`` |
 
 The approval variables are defaults: a Namespace object's annotations ``bosun.dev/four-eyes``,
 ``bosun.dev/required-approvals``, ``bosun.dev/destructive-approver-groups``,
@@ -47,6 +51,7 @@ is used only when every namespace a task touches agrees; see ``bosun.core.identi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -59,6 +64,7 @@ from bosun.core.identity import (
     service_account_setting,
 )
 from bosun.core.words import names, parse_bool
+from bosun.notify.settings import NotifySettings
 from bosun.planner import ModelSettings
 from bosun.ports.gateway import operator_namespace
 
@@ -78,6 +84,23 @@ def _names(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[
     if key not in env:
         return default
     return names(env[key])
+
+
+NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _namespaces(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``BOSUN_NAMESPACES``: exact namespace names. kopf would read ``*`` or ``!`` as patterns and watch
+    whatever they match, but the sweep lists each entry by name, so a pattern's tasks would be handled once
+    and never looked at again (no retries, expiry or TTL); a shard must name its namespaces."""
+    namespaces = _names(env, "BOSUN_NAMESPACES", ())
+    wrong = [name for name in namespaces if not NAMESPACE_NAME.match(name)]
+    if wrong:
+        raise ValueError(
+            f"BOSUN_NAMESPACES: {', '.join(map(repr, wrong))} is not a namespace name; list each namespace "
+            "by its exact name, comma-separated (patterns are not supported)"
+        )
+    return namespaces
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
@@ -146,6 +169,17 @@ def _port(env: Mapping[str, str], key: str) -> int | None:
     return int(raw)
 
 
+def _count(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"{key}={raw!r} is not a positive whole number; set it to e.g. {default}, or unset it"
+        )
+    return int(raw)
+
+
 def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default: str) -> str:
     raw = env.get(key, "").strip().lower() or default
     if raw not in choices:
@@ -163,6 +197,11 @@ class OperatorConfig:
     approval_timeout_seconds: float = 7 * 24 * 3600.0
     sweep_seconds: float = 10.0
     tool_timeout_seconds: float = 120.0
+    parallel_tasks: int = 20
+    """Reconciles at once (``Deps.slots``). Unbounded, 500 tasks created at once were 500 reconciles at once,
+    and the process kept that peak of memory for good; bounded, the same tasks take as long (the API server
+    sets the pace) in less memory. (kopf's own ``worker_limit`` does not fit: its per-object workers stay
+    for seconds after their last event and keep their slot meanwhile.)"""
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     execution_service_account: str = ""
     """"": approved calls run as the requester (the default: Bosun acts with the rights of whoever asked,
@@ -179,6 +218,8 @@ class OperatorConfig:
     """Where ``/healthz`` and ``/readyz`` are served (see ``bosun.health``); None: not served."""
     log_level: str = "info"
     log_format: str = "text"
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    """Sinks notified of phase changes (``bosun.notify``); none by default."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -201,11 +242,12 @@ class OperatorConfig:
             model=model,
             tools_url=url,
             tools_token=token,
-            namespaces=_names(env, "BOSUN_NAMESPACES", ()),
+            namespaces=_namespaces(env),
             verify_seconds=_float(env, "BOSUN_VERIFY_SECONDS", 180.0),
             approval_timeout_seconds=_float(env, "BOSUN_APPROVAL_TIMEOUT_SECONDS", 7 * 24 * 3600.0),
             sweep_seconds=_float(env, "BOSUN_SWEEP_SECONDS", 10.0),
             tool_timeout_seconds=_float(env, "BOSUN_TOOL_TIMEOUT_SECONDS", 120.0),
+            parallel_tasks=_count(env, "BOSUN_PARALLEL_TASKS", 20),
             approval=ApprovalPolicy.from_env(env),
             execution_service_account=service_account_setting(
                 env.get("BOSUN_EXECUTION_SERVICE_ACCOUNT", ""), "BOSUN_EXECUTION_SERVICE_ACCOUNT"
@@ -217,6 +259,7 @@ class OperatorConfig:
             health_port=_port(env, "BOSUN_HEALTH_PORT"),
             log_level=_choice(env, "BOSUN_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
             log_format=_choice(env, "BOSUN_LOG_FORMAT", LOG_FORMATS, "text"),
+            notify=NotifySettings.from_env(env),
         )
 
     def model_for(self, override: str | None) -> ModelSettings | None:

@@ -1,22 +1,30 @@
-"""kopf wiring, kept thin: task handlers hand the object to ``bosun.reconcile``, grant handlers to
+"""kopf wiring, kept thin: task events hand the object to ``bosun.reconcile``, grant events to
 ``bosun.steps.approve``; ``build_registry`` registers them.
 
-A task is reconciled when it is created or resumed, when its ``approve`` or ``cancel`` annotation changes
-(a kopf filter: no other annotation wakes it), when a grant for it arrives (the grant handler reconciles the
-task directly), and by the sweep every ``BOSUN_SWEEP_SECONDS`` while it is unfinished or waits for its TTL
-(retries after a tool-server outage, approval expiry, TTL). The sweep is a plain loop, not a kopf timer:
-kopf puts a finalizer on every object a timer watches, which costs each task three more writes and would
-block ``kubectl delete`` of every unfinished task whenever the operator is not running. Handlers never
-raise: a reconcile that cannot finish records why in the task's conditions and the sweep looks again.
-Status is written by the reconcile itself (it needs confirmed writes between tool calls), so no handler
-returns a value and kopf keeps no progress in ``status``.
+Bosun uses kopf's watches, its event handlers and its indexes, and none of its per-object bookkeeping:
+status is written by the reconcile itself (it needs confirmed writes between tool calls), so kopf stores
+no progress, no last-handled configuration and no finalizer on any object — no extra write per task, and
+``kubectl delete`` never waits for the operator. ``wants_reconcile`` decides from each watch event whether
+the task needs work: when it is new or first seen (creation, operator start, a re-listing), and when its
+``approve`` or ``cancel`` annotation is set; the operator's own status writes wake nothing. The event's
+object is reconciled as it came (every status write is conditional on its resourceVersion, so a stale one
+only costs a fresh read). A grant's creation reconciles its task directly. The sweep runs every
+``BOSUN_SWEEP_SECONDS`` over tasks that are unfinished or wait for their TTL (retries after a tool-server
+outage, approval expiry, TTL); it is a plain loop, not a kopf timer, because kopf puts a finalizer on every
+object a timer watches. Handlers never raise: a reconcile that cannot finish records why in the task's
+conditions and the sweep looks again.
+
+Two indexes (``Watched``) spare a request per lookup: the ``bosun.dev/`` annotations of every Namespace
+(approval policy, execution ServiceAccount) and the names of the grants naming each task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -26,15 +34,14 @@ from bosun_tools.client.kube import KubeError
 from bosun.api.models import API_VERSION, GROUP, TERMINAL_PHASES, VERSION
 from bosun.config import OperatorConfig
 from bosun.core.identity import APPROVE_ANNOTATION
+from bosun.core.words import is_true
 from bosun.health import Health, Started
+from bosun.notify.sender import Notifier
 from bosun.ports.gateway import ToolGateway
 from bosun.ports.store import TaskConflict
 from bosun.reconcile import CANCEL_ANNOTATION, reconcile_task
 from bosun.steps.approve import task_of_grant
-from bosun.steps.task import Deps
-
-KOPF_PREFIX = f"kopf.{GROUP}"
-"""kopf's own bookkeeping prefix, apart from Bosun's own ``bosun.dev/`` annotations (the identity stamps)."""
+from bosun.steps.task import Deps, Watched
 
 log = logging.getLogger("bosun")
 
@@ -47,24 +54,28 @@ def _gateway(config: OperatorConfig) -> ToolGateway:
     return ToolGateway.in_process(ToolSettings.from_env())
 
 
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
     """Wire the reconcile's dependencies from what ``bosun.__main__`` checked before kopf started (the
-    credentials work, the CRDs are served, the RBAC holds, the identity policies are installed)."""
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
+    credentials work, the CRDs are served, the RBAC holds, the identity policies are installed). kopf
+    hands its indexes to every handler as keyword arguments named after them."""
     settings.peering.standalone = True
     settings.posting.reporting_component = "bosun"
     started: Started = memo["started"]
     config: OperatorConfig = memo["config"]
+    notifier = (
+        Notifier.start(config.notify, annotation_approvals=config.approval.annotation_approvals)
+        if config.notify.sinks
+        else None
+    )
+    memo["notifier"] = notifier
     deps = Deps(
         store=started.store,
         gateway=_gateway(config),
         config=config,
         operator_identity=started.identity,
         identity_trusted=True,  # the startup checks refuse to go on while the policies are missing
+        watched=Watched(indexes["namespace_annotations"], indexes["grant_names"]),
+        phase_observers=(notifier.observe,) if notifier else (),
     )
     memo["deps"] = deps
     memo["sweeper"] = asyncio.create_task(_sweep(deps, memo["health"]))
@@ -86,50 +97,67 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     deps: Deps | None = memo.get("deps")
     if deps is not None:
         await deps.gateway.aclose()
+    notifier: Notifier | None = memo.get("notifier")
+    if notifier is not None:
+        await notifier.stop()
 
 
 RECONCILE_ATTEMPTS = 5
 """Fresh reads after ``TaskConflict`` before a reconcile is left to the next event or sweep."""
 
 
-async def _run(deps: Deps, namespace: str, name: str, uid: str, *, wait: bool = True) -> None:
+async def _run(
+    deps: Deps,
+    namespace: str,
+    name: str,
+    uid: str,
+    *,
+    wait: bool = True,
+    seen: dict[str, Any] | None = None,
+) -> None:
     """Reconcile one task from a fresh read, and again from a fresh read whenever it changed meanwhile.
 
     Never raises: an API outage or a bug in one task is logged (and posted as an Event when the task could
     be read) and left to the sweep, so kopf never retries a half-done reconcile on its own. Every line
-    logged meanwhile names the task (``bosun_tools.logs.about``)."""
+    logged meanwhile names the task (``bosun_tools.logs.about``). ``seen`` is the task as a watch event
+    or a listing delivered it: the first attempt starts from it instead of reading the task again."""
     with logs.about(apiVersion=API_VERSION, kind="AgentTask", namespace=namespace, name=name, uid=uid):
-        await _reconcile(deps, namespace, name, uid, wait=wait)
+        await _reconcile(deps, namespace, name, uid, wait=wait, seen=seen)
 
 
-async def _reconcile(deps: Deps, namespace: str, name: str, uid: str, *, wait: bool) -> None:
+async def _reconcile(
+    deps: Deps, namespace: str, name: str, uid: str, *, wait: bool, seen: dict[str, Any] | None
+) -> None:
     async with deps.locked(uid, wait=wait) as got:
         if not got:
             return
-        body: dict[str, Any] | None = None
-        try:
-            for _ in range(RECONCILE_ATTEMPTS):
-                body = await deps.store.get_task(namespace, name)
-                if body is None or body["metadata"]["uid"] != uid:
-                    return
-                try:
-                    await reconcile_task(body, deps)
-                    return
-                except TaskConflict as exc:
-                    log.info("%s; reconciling again from a fresh read", exc)
-            log.warning(
-                "agenttask %s/%s kept changing under this operator; the sweep retries", namespace, name
-            )
-        except Exception as exc:
-            log.exception("reconcile of agenttask %s/%s failed; the sweep retries", namespace, name)
-            if body is not None:
-                with contextlib.suppress(Exception):
-                    await deps.store.post_event(
-                        body, "Warning", "ReconcileError", f"{type(exc).__name__}: {exc}"
-                    )
+        async with deps.slots:
+            await _reconcile_from(deps, namespace, name, uid, seen)
 
 
-def _due(body: dict[str, Any]) -> bool:
+async def _reconcile_from(
+    deps: Deps, namespace: str, name: str, uid: str, seen: dict[str, Any] | None
+) -> None:
+    body: dict[str, Any] | None = None
+    try:
+        for _ in range(RECONCILE_ATTEMPTS):
+            body, seen = seen or await deps.store.get_task(namespace, name), None
+            if body is None or body["metadata"]["uid"] != uid:
+                return
+            try:
+                await reconcile_task(body, deps)
+                return
+            except TaskConflict as exc:
+                log.info("%s; reconciling again from a fresh read", exc)
+        log.warning("agenttask %s/%s kept changing under this operator; the sweep retries", namespace, name)
+    except Exception as exc:
+        log.exception("reconcile of agenttask %s/%s failed; the sweep retries", namespace, name)
+        if body is not None:
+            with contextlib.suppress(Exception):
+                await deps.store.post_event(body, "Warning", "ReconcileError", f"{type(exc).__name__}: {exc}")
+
+
+def _due(body: Mapping[str, Any]) -> bool:
     """Whether a task still needs looking at: unfinished, or finished and waiting for its TTL."""
     status = body.get("status") or {}
     if status.get("phase") not in TERMINAL_PHASES:
@@ -180,18 +208,57 @@ async def _sweep(deps: Deps, health: Health) -> None:
                 if not _due(body):
                     continue
                 meta = body["metadata"]
-                await _run(deps, meta["namespace"], meta["name"], meta["uid"], wait=False)
+                await _run(deps, meta["namespace"], meta["name"], meta["uid"], wait=False, seen=body)
 
 
-async def on_task(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def wants_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether a watch event of a task calls for a reconcile (see the module docstring). ``None`` is kopf's
+    type for an object found by listing (operator start, a re-listing after the watch expired)."""
+    if event_type == "DELETED":
+        return False
+    if event_type in (None, "ADDED"):
+        return _due(body)
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    phase = (body.get("status") or {}).get("phase")
+    if APPROVE_ANNOTATION in annotations:
+        return True
+    if phase in (None, "Pending"):
+        return True
+    return phase not in TERMINAL_PHASES and is_true(annotations.get(CANCEL_ANNOTATION, ""))
+
+
+def task_event_wanted(event: kopf.RawEvent, **_: Any) -> bool:
+    """kopf's ``when=`` filter: an event nothing is done for is not even handed to a handler."""
+    return wants_reconcile(event.get("type"), event["object"])
+
+
+def grant_event_wanted(event: kopf.RawEvent, **_: Any) -> bool:
+    """A grant that is new or first seen, and not yet answered, wakes its task."""
+    answered = (event["object"].get("status") or {}).get("state")
+    return event.get("type") in (None, "ADDED") and not answered
+
+
+async def on_task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    body = event["object"]
     meta = body["metadata"]
-    await _run(memo["deps"], meta["namespace"], meta["name"], meta["uid"])
+    await _run(memo["deps"], meta["namespace"], meta["name"], meta["uid"], seen=copy.deepcopy(dict(body)))
 
 
-async def on_grant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def index_namespace_annotations(name: str, annotations: kopf.Annotations, **_: Any) -> dict[str, Any]:
+    return {name: {k: v for k, v in annotations.items() if k.startswith(f"{GROUP}/")}}
+
+
+def index_grant_names(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    task = (spec.get("taskRef") or {}).get("name")
+    return {(namespace, task): name} if task else {}
+
+
+async def on_grant_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    body = event["object"]
     deps: Deps = memo["deps"]
     try:
-        task = await task_of_grant(dict(body), deps)
+        task = await task_of_grant(copy.deepcopy(dict(body)), deps)
     except Exception:
         # Handlers never raise (see the module docstring); the sweep judges the grant with its task.
         log.exception("could not hand grant %s to its task; the sweep picks it up", body["metadata"]["name"])
@@ -208,13 +275,12 @@ def build_registry() -> kopf.OperatorRegistry:
     kopf.on.login(registry=registry, errors=kopf.ErrorsMode.IGNORED)(kopf.login_via_client)
     kopf.on.startup(id="bosun-startup", registry=registry)(startup)
     kopf.on.cleanup(id="bosun-cleanup", registry=registry)(cleanup)
-    tasks = (GROUP, VERSION, "agenttasks")
-    kopf.on.resume(*tasks, id="task-resume", registry=registry)(on_task)
-    kopf.on.create(*tasks, id="task-create", registry=registry)(on_task)
-    for annotation in (APPROVE_ANNOTATION, CANCEL_ANNOTATION):
-        field = f"metadata.annotations.{annotation}"
-        kopf.on.update(*tasks, id=f"task-{annotation}", field=field, registry=registry)(on_task)
     grants = (GROUP, VERSION, "approvalgrants")
-    kopf.on.resume(*grants, id="grant-resume", registry=registry)(on_grant)
-    kopf.on.create(*grants, id="grant-create", registry=registry)(on_grant)
+    kopf.index("", "v1", "namespaces", id="namespace_annotations", registry=registry)(
+        index_namespace_annotations
+    )
+    kopf.index(*grants, id="grant_names", registry=registry)(index_grant_names)
+    tasks = (GROUP, VERSION, "agenttasks")
+    kopf.on.event(*tasks, id="task", when=task_event_wanted, registry=registry)(on_task_event)
+    kopf.on.event(*grants, id="grant", when=grant_event_wanted, registry=registry)(on_grant_event)
     return registry

@@ -66,6 +66,9 @@ def required_access(config: OperatorConfig) -> list[dict[str, str]]:
         {"verb": "create", "group": "", "resource": "events"},
     ]
     wanted = [right | scope for right in rights for scope in where]
+    # The watch of Namespaces (their approval-policy annotations) is cluster-wide whatever BOSUN_NAMESPACES
+    # says: a task's target namespaces may lie outside the watched ones.
+    wanted += [{"verb": verb, "group": "", "resource": "namespaces"} for verb in ("list", "watch")]
     lease = config.leader_election
     if lease is not None:
         leases = {"group": "coordination.k8s.io", "resource": "leases", "namespace": lease.namespace}

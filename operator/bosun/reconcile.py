@@ -152,8 +152,10 @@ async def _verify(task: Task) -> None:
 async def _release_sealed(task: Task) -> None:
     """Delete the Secrets holding the task's sealed values once it is finished (what was approved ran, or
     never will), as the identity that sealed them. When that fails they stay, owned by the task, until the
-    task is deleted; an Event says so."""
-    if task.requester_ref is None:
+    task is deleted; an Event says so. Only changes are previewed and sealed: a task that never proposed
+    one (an answer, a refusal) has none, and nothing is asked of the tool server. (A process that
+    previewed, crashed, and never planned again leaves them to the task's deletion, which takes them.)"""
+    if task.requester_ref is None or not (task.previewed or task.status.proposal is not None):
         return
     execution = await task.execution()
     identity = execution.identity if execution.problem is None else task.requester

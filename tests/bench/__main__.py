@@ -1,4 +1,5 @@
-"""``python -m tests.bench [--failover] [--repeats N] [--no-model]``: see ``tests/bench/__init__.py``."""
+"""``python -m tests.bench [--only PART]... [--failover] [--repeats N] [--no-model]``: see
+``tests/bench/__init__.py``."""
 
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ import localcluster
 from tests.bench import __doc__ as overview
 from tests.bench.compare import compare
 from tests.bench.failover import bench_failover
+from tests.bench.kube import Api, list_after_write
+from tests.bench.live import LIVE, bench_live
+from tests.bench.shards import bench_shards
 from tests.bench.tools import bench_tools
 from tests.tools_support import deployment
 
 FAILOVER_ROUNDS = 20
+PARTS = ("tools", "compare", "live", "shards")
+"""What ``make bench`` runs, in this order; the failover drill comes last, when asked for."""
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
 
@@ -34,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         default=os.environ.get("BOSUN_BENCH_FAILOVER", "").lower() in ("1", "true", "yes"),
         help="also run the failover drill (about 9 minutes); default from BOSUN_BENCH_FAILOVER=1",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable; default: all of them)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="runs of each operator (default 5)")
     parser.add_argument("--no-model", action="store_true", help="skip the run with the scripted model")
@@ -52,11 +64,25 @@ def main(argv: list[str] | None = None) -> int:
         localcluster.kubectl(
             cluster, "rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s"
         )
+        consistent, cached = asyncio.run(_list_after_write(cluster.kubeconfig, namespace))
+        print(
+            f"  {'pods LIST right after a write: consistent':<46} {1000 * consistent:8.1f} ms p50"
+            f"   (from the watch cache: {1000 * cached:.1f} ms; see tests/bench/kube.py list_after_write)"
+        )
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-        print("tool server (in process, as the admin):")
-        asyncio.run(bench_tools(namespace))
-        print("operators (Bosun and the floor, alternately):")
-        asyncio.run(compare(cluster, namespace, args.repeats, model=not args.no_model))
+        parts = args.only or PARTS
+        if "tools" in parts:
+            print("tool server (in process, as the admin):")
+            asyncio.run(bench_tools(namespace))
+        if "compare" in parts:
+            print("operators (Bosun and the floor, alternately):")
+            asyncio.run(compare(cluster, namespace, args.repeats, model=not args.no_model))
+        if "live" in parts:
+            print(f"{LIVE} live tasks (one Bosun process, memory per task present):")
+            asyncio.run(bench_live(cluster, namespace))
+        if "shards" in parts:
+            print("sharding by namespace (two Bosun processes against one):")
+            asyncio.run(bench_shards(cluster, namespace))
         if args.failover:
             print("failover (two replicas, leader election):")
             bench_failover(cluster, rounds=FAILOVER_ROUNDS)
@@ -67,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         if existing is None:
             localcluster.down(quiet=True)
     return 0
+
+
+async def _list_after_write(kubeconfig: Path, namespace: str) -> tuple[float, float]:
+    api = Api(kubeconfig)
+    try:
+        return await list_after_write(api, namespace)
+    finally:
+        await api.aclose()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import ssl
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -87,7 +88,7 @@ async def crd_established(api: Api, name: str, within: float = 60.0) -> None:
             crd = await api.call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
         except RuntimeError:
             return False
-        conditions = crd.get("status", {}).get("conditions", [])
+        conditions = (crd.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     await eventually_async(f"CRD {name} to be Established", established, within, interval=0.1)
@@ -253,3 +254,29 @@ async def settled(pid: int, within: float = 15.0, quiet: float = 0.3) -> None:
             last, still_since = now, time.monotonic()
         elif time.monotonic() - still_since >= quiet:
             return
+
+
+LIST_AFTER_WRITE_SAMPLES = 20
+
+
+async def list_after_write(api: Api, namespace: str) -> tuple[float, float]:
+    """p50 seconds of a LIST of pods right after a write to another resource (a ConfigMap): consistent, as
+    kubectl and Bosun's tools send it, and served from the watch cache as it stands (``resourceVersion=0``).
+
+    Since Kubernetes 1.31 a consistent LIST is answered from the watch cache once the cache has caught up
+    with etcd's current revision; when the listed resource has seen no change since the write, the cache
+    only learns that from etcd's next progress notification, which the API server asks for at a fixed
+    period. That wait is part of every answer that lists, whoever asks."""
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    configmaps = f"/api/v1/namespaces/{namespace}/configmaps"
+    consistent: list[float] = []
+    cached: list[float] = []
+    for n in range(LIST_AFTER_WRITE_SAMPLES):
+        for samples, params in ((consistent, {}), (cached, {"resourceVersion": "0"})):
+            name = f"bench-list-{n}-{len(samples)}-{'c' if params else 'q'}"
+            await api.create(configmaps, {"metadata": {"name": name}})
+            start = time.perf_counter()
+            await api.call("GET", pods, params=params)
+            samples.append(time.perf_counter() - start)
+            await api.call("DELETE", f"{configmaps}/{name}")
+    return statistics.median(consistent), statistics.median(cached)

@@ -41,7 +41,7 @@ async def bench_tools(namespace: str) -> None:
     gateway = ToolGateway.in_process(ToolSettings.from_env())
     try:
         first = time.perf_counter()
-        await gateway.read("k8s_list", {"kind": "pods", "namespace": namespace}, identity=admin)
+        await gateway.read("k8s_get", {"kind": "pods", "namespace": namespace}, identity=admin)
         print(
             f"  {'first call (server start, discovery)':<46} {1000 * (time.perf_counter() - first):8.1f} ms"
         )
@@ -54,8 +54,8 @@ async def bench_tools(namespace: str) -> None:
         listing = {"kind": "pods", "namespace": namespace}
         print(
             describe(
-                "k8s_list pods (5)",
-                await timed(30, lambda: gateway.read("k8s_list", listing, identity=admin)),
+                "k8s_get pods, listed (5)",
+                await timed(30, lambda: gateway.read("k8s_get", listing, identity=admin)),
             )
         )
         scale = {**get, "replicas": 7}

@@ -173,6 +173,20 @@ def wait_phase(kubectl: Any, namespace: str, name: str, *phases: str, timeout: f
     return dict(seen)
 
 
+def decided(kubectl: Any, namespace: str, grant: str, state: str | None = None) -> dict[str, Any]:
+    """The grant's status once the operator has decided it (once it is in ``state``, when given: a grant
+    that counted an approval may later be superseded)."""
+    seen: dict[str, Any] = {}
+
+    def check() -> bool:
+        seen.clear()
+        seen.update(get(kubectl, namespace, "approvalgrant", grant).get("status") or {})
+        return bool(seen.get("state")) and state in (None, seen["state"])
+
+    eventually(f"approvalgrant {namespace}/{grant} to be {state or 'decided'}", check, timeout=90)
+    return dict(seen)
+
+
 def apply(kubectl: Any, namespace: str, doc: dict[str, Any], user: str | None = None) -> None:
     kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(doc), user=user)
 

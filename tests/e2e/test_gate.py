@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     Operator,
     apply,
     condition,
+    decided,
     deployment,
     events,
     get,
@@ -53,18 +54,6 @@ def scale(namespace: str, replicas: int) -> dict[str, Any]:
 def replicas(kubectl: Any, namespace: str) -> int:
     value: int = get(kubectl, namespace, "deployment", "web")["spec"]["replicas"]
     return value
-
-
-def decided_reason(kubectl: Any, namespace: str, grant: str) -> str:
-    """The reason the operator wrote on a grant: proof that it looked at the task after the grant."""
-    found: list[str] = []
-
-    def check() -> bool:
-        found[:] = [(get(kubectl, namespace, "approvalgrant", grant).get("status") or {}).get("reason") or ""]
-        return bool(found[0])
-
-    eventually(f"approvalgrant {grant} to be decided", check)
-    return found[0]
 
 
 def reasons(kubectl: Any, namespace: str, name: str) -> list[str]:
@@ -96,7 +85,7 @@ def test_an_annotation_approval_does_not_carry_over_to_the_next_revision(
     assert replicas(kubectl, namespace) == 2
     # A grant for the old hash, decided after revision 2 exists, proves the operator looked again.
     apply(kubectl, namespace, grant_doc("old", "fix-web", first["proposal"]["hash"]), user="alice")
-    assert decided_reason(kubectl, namespace, "old") == "StaleHash"
+    assert decided(kubectl, namespace, "old")["reason"] == "StaleHash"
     now = status_of(kubectl, namespace, "fix-web")
     assert now["phase"] == "AwaitingApproval"
     assert now["proposal"]["hash"] == second["proposal"]["hash"]
@@ -273,7 +262,7 @@ def test_a_grant_for_a_finished_task_is_answered(
     apply(kubectl, namespace, task_doc("asked", f"list pods in {namespace}"), user="bob")
     wait_phase(kubectl, namespace, "asked", "Succeeded")
     apply(kubectl, namespace, grant_doc("late", "asked", "sha256:" + "a" * 64), user="alice")
-    assert decided_reason(kubectl, namespace, "late") == "TaskFinished"
+    assert decided(kubectl, namespace, "late", "Superseded")["reason"] == "TaskFinished"
 
 
 def test_a_long_task_name_can_be_approved_by_annotation(

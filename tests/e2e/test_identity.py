@@ -15,6 +15,7 @@ from tests.e2e.conftest import (
     USER_ROLE,
     Operator,
     apply,
+    decided,
     deployment,
     events,
     get,
@@ -39,19 +40,6 @@ def set_policy(kubectl: Any, namespace: str, **policy: str) -> None:
     """Annotate the Namespace (admin only), e.g. ``required_approvals="2"``."""
     pairs = [f"bosun.dev/{key.replace('_', '-')}={value}" for key, value in policy.items()]
     kubectl("annotate", "namespace", namespace, "--overwrite", *pairs)
-
-
-def decided(kubectl: Any, namespace: str, grant: str) -> dict[str, Any]:
-    """The grant's status once the operator has decided it."""
-    seen: dict[str, Any] = {}
-
-    def check() -> bool:
-        seen.clear()
-        seen.update(get(kubectl, namespace, "approvalgrant", grant).get("status") or {})
-        return bool(seen.get("state"))
-
-    eventually(f"approvalgrant {namespace}/{grant} to be decided", check)
-    return dict(seen)
 
 
 def annotation_grants(kubectl: Any, namespace: str) -> list[dict[str, Any]]:

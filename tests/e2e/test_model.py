@@ -151,7 +151,7 @@ def test_model_answer_with_a_refused_unknown_tool_recorded(
     llm.script(
         tool_calls(
             call("k8s_nuke", {"namespace": namespace}),
-            call("k8s_list", {"kind": "pods", "namespace": namespace}),
+            call("k8s_get", {"kind": "pods", "namespace": namespace}),
         ),
         text("web runs 2 pods, both Running."),
     )
@@ -164,7 +164,7 @@ def test_model_answer_with_a_refused_unknown_tool_recorded(
     by_tool = {r["tool"]: r for r in status["steps"]}
     assert by_tool["k8s_nuke"]["state"] == "Failed"
     assert "unknown tool" in by_tool["k8s_nuke"]["error"]
-    assert by_tool["k8s_list"]["state"] == "Succeeded"
-    assert "web-" in by_tool["k8s_list"]["output"]
+    assert by_tool["k8s_get"]["state"] == "Succeeded"
+    assert "web-" in by_tool["k8s_get"]["output"]
     second_turn = json.dumps(llm.requests[1]["messages"])
     assert "unknown tool" in second_turn

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from bosun_tools.sealing import SEALED_FOR, SEALED_TYPE
-from bosun_tools.secrets import Placeholder
+from bosun_tools.secrets import PLACEHOLDER_PREFIX, Placeholder
 
 from tests.e2e.conftest import Operator, apply, get, grant_doc, task_doc, wait_phase
 from tests.fakes.llm import FakeLLM, call, text, tool_calls
@@ -111,6 +111,42 @@ def test_a_rotated_password_is_proposed_sealed_runs_exactly_and_is_shown_nowhere
     # The operator deletes the holding Secrets once the task has finished (after its last status write).
     eventually(
         "the holding Secrets to be deleted",
+        lambda: (
+            not json.loads(
+                kubectl("-n", namespace, "get", "secrets", "-l", f"{SEALED_FOR}={uid}", "-o", "json").stdout
+            )["items"]
+        ),
+    )
+
+
+def test_values_sealed_for_a_plan_that_was_withdrawn_are_released_when_the_task_fails(
+    kubectl: Any, namespace: str, users: None, operator_factory: Callable[..., Operator], llm: FakeLLM
+) -> None:
+    """The password change previews (its value sealed in a holding Secret), but the same turn's other
+    change cannot be previewed, so the whole plan is withdrawn; the model then stops. Nothing was proposed,
+    yet a holding Secret was written: the finished task must not leave it behind."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": namespace},
+        "stringData": {"password": NEW_PASSWORD},
+    }
+    llm.script(
+        tool_calls(
+            call("k8s_apply", {"manifest": yaml.safe_dump(secret), "namespace": namespace}),
+            call("k8s_scale", {"kind": "Deployment", "name": "ghost", "namespace": namespace, "replicas": 2}),
+        ),
+        text("Done."),
+    )
+    operator_factory(BOSUN_MODEL="openai/gpt-4.1-mini", BOSUN_API_BASE=llm.url, BOSUN_API_KEY="test")
+    apply(kubectl, namespace, task_doc("withdrawn", f"rotate the db password in {namespace}"), user="bob")
+
+    final = wait_phase(kubectl, namespace, "withdrawn", "Failed")
+    assert final.get("proposal") is None, "a withdrawn plan is never proposed"
+    assert PLACEHOLDER_PREFIX in json.dumps(llm.requests[1]), "the password change was previewed and sealed"
+    uid = get(kubectl, namespace, "agenttask", "withdrawn")["metadata"]["uid"]
+    eventually(
+        "the holding Secret of the withdrawn plan to be deleted",
         lambda: (
             not json.loads(
                 kubectl("-n", namespace, "get", "secrets", "-l", f"{SEALED_FOR}={uid}", "-o", "json").stdout

@@ -7,9 +7,12 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import localcluster
 import pytest
+import yaml
+from bosun.notify.settings import NotifySettings
 
 from tests.conftest import ClusterAccess, Kubectl
 
@@ -191,3 +194,145 @@ def test_the_chart_refuses_what_it_cannot_install_safely() -> None:
     assert 'identityPolicies.apiVersion: "v2" is not one of auto, v1, v1beta1, v1alpha1' in unknown.stderr
     mode = _rendered("--set", "impersonation.mode=anyone")
     assert 'impersonation.mode: "anyone" is not one of auto, constrained, legacy' in mode.stderr
+
+
+SHARDS = [{"name": "a", "namespaces": ["shop", "payments"]}, {"name": "b", "namespaces": ["search"]}]
+
+
+def _objects(manifest: str, kind: str) -> dict[str, dict[str, Any]]:
+    """The rendered objects of ``kind``, by name."""
+    return {d["metadata"]["name"]: d for d in yaml.safe_load_all(manifest) if d and d["kind"] == kind}
+
+
+def test_the_chart_renders_one_operator_deployment_per_shard_with_its_own_lease() -> None:
+    """operator.shards (docs/scaling.md): each shard is a Deployment watching only its namespaces, electing
+    its leader on a Lease of its own (two shards sharing one would leave one of them idle), with selectors
+    that never overlap; the Lease Role names every shard's Lease."""
+    rendered = _rendered(
+        "--kube-version", "1.36.3",
+        "--set", "operator.replicas=2",
+        "--set-json", f"operator.shards={json.dumps(SHARDS)}",
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    deployments = _objects(rendered.stdout, "Deployment")
+    assert set(deployments) == {"t-bosun-operator-a", "t-bosun-operator-b"}
+    for shard in SHARDS:
+        name = f"t-bosun-operator-{shard['name']}"
+        spec = deployments[name]["spec"]
+        [container] = spec["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["BOSUN_NAMESPACES"] == ",".join(shard["namespaces"])
+        assert env["BOSUN_LEADER_ELECTION"] == "true"
+        assert env["BOSUN_LEADER_ELECTION_NAME"] == name
+        selector = spec["selector"]["matchLabels"]
+        assert selector["bosun.dev/shard"] == shard["name"]
+        assert selector.items() <= spec["template"]["metadata"]["labels"].items()
+        budget = _objects(rendered.stdout, "PodDisruptionBudget")[name]
+        assert budget["spec"]["selector"]["matchLabels"] == selector
+    role = _objects(rendered.stdout, "Role")["t-bosun-leader-election"]
+    leases = next(rule for rule in role["rules"] if "resourceNames" in rule)
+    assert leases["resourceNames"] == ["t-bosun-operator-a", "t-bosun-operator-b"]
+
+    single = _rendered("--kube-version", "1.36.3", "--set", "watchNamespaces={shop}")
+    [deployment] = _objects(single.stdout, "Deployment").values()
+    assert deployment["metadata"]["name"] == "t-bosun-operator"
+    assert "bosun.dev/shard" not in deployment["spec"]["selector"]["matchLabels"]  # selectors are immutable
+
+
+@pytest.mark.parametrize(
+    ("shards", "extra", "refusal"),
+    [
+        (
+            [{"name": "a", "namespaces": ["shop"]}, {"name": "b", "namespaces": ["search", "shop"]}],
+            [],
+            'namespace "shop" is in shards "a" and "b"',
+        ),
+        ([{"name": "a", "namespaces": []}], [], 'shard "a" lists no namespaces'),
+        ([*SHARDS, {"name": "a", "namespaces": ["ads"]}], [], 'shard "a" is listed twice'),
+        ([{"name": "Shard_A", "namespaces": ["shop"]}], [], '"Shard_A" is not a shard name'),
+        (SHARDS, ["--set", "watchNamespaces={ads}"], "watchNamespaces and operator.shards are both set"),
+    ],
+)
+def test_the_chart_refuses_shards_it_cannot_keep_apart(
+    shards: list[dict[str, Any]], extra: list[str], refusal: str
+) -> None:
+    """A namespace in two shards, or a shard with none (it would watch every namespace), would have two
+    operators handle one task; a bad name would make bad object names; shards replace watchNamespaces."""
+    refused = _rendered(
+        "--kube-version", "1.36.3", "--set-json", f"operator.shards={json.dumps(shards)}", *extra
+    )
+    assert refused.returncode != 0
+    assert refusal in refused.stderr
+
+
+def test_the_argocd_health_check_renders_and_merges_into_argocd_cm_as_documented(
+    cluster: ClusterAccess, kubectl: Kubectl, namespace: str
+) -> None:
+    """argocdHealth.render=true makes a ConfigMap holding files/argocd-health.lua under Argo CD's key, and
+    the one-line merge docs/observability.md gives adds it to an argocd-cm (a stand-in in the test
+    namespace) without touching its other keys."""
+    key = "resource.customizations.health.bosun.dev_AgentTask"
+    rendered = helm(
+        cluster,
+        "template",
+        "bosun",
+        str(CHART),
+        "--kube-version",
+        "1.36.3",
+        "--set",
+        "argocdHealth.render=true",
+        "--show-only",
+        "templates/argocd-health.yaml",
+    ).stdout
+    lua = (CHART / "files" / "argocd-health.lua").read_text()
+    assert yaml.safe_load(rendered)["data"] == {key: lua}
+    assert "argocd-health" not in _rendered("--kube-version", "1.36.3").stdout
+    kubectl("-n", namespace, "apply", "-f", "-", input=rendered)
+    kubectl("-n", namespace, "create", "configmap", "argocd-cm", "--from-literal=url=https://argocd.example")
+    doc = (CHART.parents[1] / "docs" / "observability.md").read_text()
+    [command] = [line for line in doc.splitlines() if line.startswith("kubectl -n argocd patch configmap")]
+    command = command.replace("-n argocd ", f"-n {namespace} ").replace(
+        "-n bosun-system ", f"-n {namespace} "
+    )
+    env = {**cluster.env, "KUBECONFIG": str(cluster.kubeconfig)}
+    merged = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60)
+    assert merged.returncode == 0, merged.stderr
+    data = json.loads(kubectl("-n", namespace, "get", "configmap", "argocd-cm", "-o", "json").stdout)["data"]
+    assert data == {"url": "https://argocd.example", key: lua}
+
+
+def test_the_chart_configures_notifications_and_mounts_their_secret(tmp_path: Path) -> None:
+    """notifications.*: the sinks in the environment (which the operator's own parser accepts), their URLs
+    and keys only in the mounted Secret; nothing of it without sinks; sinks without a Secret refused."""
+    sinks = [{"name": "ops", "type": "webhook"}, {"name": "chat", "type": "slack", "events": ["Failed"]}]
+    rendered = _rendered(
+        "--kube-version", "1.36.3",
+        "--set", "notifications.secret=bosun-notify",
+        "--set-json", f"notifications.sinks={json.dumps(sinks)}",
+        "--set", "notifications.events={AwaitingApproval,Expired}",
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    [deployment] = _objects(rendered.stdout, "Deployment").values()
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("BOSUN_NOTIFY_")}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "notify")
+    assert mount == {"name": "notify", "mountPath": env["BOSUN_NOTIFY_SECRET_DIR"], "readOnly": True}
+    assert {"name": "notify", "secret": {"secretName": "bosun-notify"}} in pod["volumes"]
+
+    for key, value in {"ops.url": "https://tickets.example/hook", "ops.signing-key": "k" * 32}.items():
+        (tmp_path / key).write_text(value)
+    (tmp_path / "chat.url").write_text("https://hooks.slack.example/services/T0/B0/x")
+    parsed = NotifySettings.from_env({**env, "BOSUN_NOTIFY_SECRET_DIR": str(tmp_path)})
+    assert [(s.name, s.kind, s.events) for s in parsed.sinks] == [
+        ("ops", "webhook", frozenset({"AwaitingApproval", "Expired"})),
+        ("chat", "slack", frozenset({"Failed"})),
+    ]
+    assert (parsed.timeout_seconds, parsed.attempts, parsed.backoff_seconds) == (5.0, 6, 2.0)
+
+    plain = _rendered("--kube-version", "1.36.3")
+    assert "BOSUN_NOTIFY_" not in plain.stdout
+    assert "name: notify" not in plain.stdout
+    refused = _rendered("--kube-version", "1.36.3", "--set-json", f"notifications.sinks={json.dumps(sinks)}")
+    assert refused.returncode != 0
+    assert "notifications.sinks is set but notifications.secret is not" in refused.stderr

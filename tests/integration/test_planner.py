@@ -74,7 +74,7 @@ async def test_read_only_question_is_answered_from_investigation(
     fake_llm.script(
         tool_calls(
             call("k8s_get", {"kind": "deployment", "name": "web", "namespace": shop}, id="get"),
-            call("k8s_list", {"kind": "pods", "namespace": shop, "label_selector": "app=web"}, id="pods"),
+            call("k8s_get", {"kind": "pods", "namespace": shop, "label_selector": "app=web"}, id="pods"),
         ),
         text("web runs 3 replicas."),
     )
@@ -82,7 +82,7 @@ async def test_read_only_question_is_answered_from_investigation(
     assert result.outcome == "answer", result
     assert result.summary == "web runs 3 replicas."
     assert result.steps == []
-    assert [(r.tool, r.ok) for r in result.investigation] == [("k8s_get", True), ("k8s_list", True)]
+    assert [(r.tool, r.ok) for r in result.investigation] == [("k8s_get", True), ("k8s_get", True)]
     fed_back = tool_replies(fake_llm.requests[1])
     assert "web" in fed_back["get"]
     assert "3" in fed_back["get"]
@@ -95,7 +95,7 @@ async def test_scale_is_proposed_with_a_diff_and_not_executed(
 ) -> None:
     scale = {"kind": "deployment", "name": "web", "namespace": shop, "replicas": 5}
     fake_llm.script(
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"})),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "workloads"})),
         tool_calls(call("k8s_scale", scale, id="scale"), content="web needs 5 replicas as requested."),
         text("I propose scaling web from 3 to 5 replicas."),
     )
@@ -120,10 +120,10 @@ async def test_diagnose_then_fix(
     kubectl("apply", "-n", namespace, "-f", "-", input=deployment("api", 0))
     fake_llm.script(
         tool_calls(
-            call("k8s_list", {"kind": "pods", "namespace": namespace}, id="pods"),
+            call("k8s_get", {"kind": "pods", "namespace": namespace}, id="pods"),
             call("k8s_get", {"kind": "deployment", "name": "api", "namespace": namespace}, id="deploy"),
         ),
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"})),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "workloads"})),
         tool_calls(
             call("k8s_scale", {"kind": "deployment", "name": "api", "namespace": namespace, "replicas": 2}),
             content="api is scaled to 0, so nothing serves; scale it back to 2.",
@@ -133,7 +133,7 @@ async def test_diagnose_then_fix(
     admin = Identity("admin-user", ("system:masters",))
     result = await propose_plan(ctx("api serves nothing, fix it", namespace, admin), gateway, model(fake_llm))
     assert result.outcome == "proposal", result
-    assert [r.tool for r in result.investigation] == ["k8s_list", "k8s_get"]
+    assert [r.tool for r in result.investigation] == ["k8s_get", "k8s_get"]
     assert all(r.ok for r in result.investigation)
     assert [s.tool for s in result.steps] == ["k8s_scale"]
     assert result.steps[0].diff is not None
@@ -185,7 +185,7 @@ async def test_refused_calls_never_run(
     fake_llm: FakeLLM, gateway: ToolGateway, shop: str, kubectl: Kubectl
 ) -> None:
     fake_llm.script(
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"})),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "objects"})),
         tool_calls(
             call("k8s_delete_all", {"namespace": shop}, id="unknown"),
             call(
@@ -217,7 +217,7 @@ async def test_calls_run_as_the_requester(fake_llm: FakeLLM, gateway: ToolGatewa
     scale = {"kind": "deployment", "name": "web", "namespace": shop, "replicas": 5}
     fake_llm.script(
         tool_calls(call("k8s_get", {"kind": "deployment", "name": "web", "namespace": shop}, id="get")),
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"})),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "workloads"})),
         tool_calls(call("k8s_scale", scale, id="scale")),
         text("carol may not do this."),
     )

@@ -128,11 +128,11 @@ async def test_server_going_away_and_coming_back(tool_server: ToolServerProcess,
     args = {"kind": "pods", "namespace": namespace}
     admin = Identity("admin-user", ("system:masters",))
     try:
-        assert (await gw.read("k8s_list", args, identity=admin)).ok
+        assert (await gw.read("k8s_get", args, identity=admin)).ok
         tool_server.stop()
         with pytest.raises(ToolServerUnavailable):
-            await gw.read("k8s_list", args, identity=admin)
+            await gw.read("k8s_get", args, identity=admin)
         tool_server.start()
-        assert (await gw.read("k8s_list", args, identity=admin)).ok
+        assert (await gw.read("k8s_get", args, identity=admin)).ok
     finally:
         await gw.aclose()

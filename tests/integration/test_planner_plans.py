@@ -96,7 +96,7 @@ async def test_a_plan_with_an_unpreviewable_step_proposes_nothing(
     fake_llm: FakeLLM, gateway: ToolGateway, shop: str, kubectl: Kubectl
 ) -> None:
     fake_llm.script(
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"})),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "objects"})),
         tool_calls(
             delete("pod", POD, shop, "pod"),
             delete("persistentvolumeclaim", CLAIM, shop, "claim"),
@@ -130,7 +130,7 @@ async def test_the_model_reissues_the_whole_plan_and_later_steps_are_marked(
     fake_llm: FakeLLM, gateway: ToolGateway, shop: str, kubectl: Kubectl
 ) -> None:
     fake_llm.script(
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"})),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "objects"})),
         tool_calls(delete("pod", POD, shop, "pod-1"), content="First the pod goes."),
         tool_calls(
             delete("persistentvolumeclaim", CLAIM, shop, "claim-1"),

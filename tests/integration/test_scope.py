@@ -120,8 +120,8 @@ async def test_two_kinds_differing_only_in_scope_are_decided_by_discovery(
     # one behind), and then discovery rightly decides for that one.
     delete = {"kind": f"gadgets.{custom_group}", "name": "g1", "namespace": namespace}
     assert "is cluster-scoped" in (await gateway.scope_error("k8s_delete", delete, targets) or "")
-    assert await gateway.scope_error("k8s_list", {"kind": f"gadgets.{custom_group}"}, targets) is None
-    every = await gateway.scope_error("k8s_list", {"kind": f"widgets.{custom_group}"}, targets)
+    assert await gateway.scope_error("k8s_get", {"kind": f"gadgets.{custom_group}"}, targets) is None
+    every = await gateway.scope_error("k8s_get", {"kind": f"widgets.{custom_group}"}, targets)
     assert every is not None
     assert "would read every namespace" in every
 
@@ -165,7 +165,7 @@ async def test_hostile_calls_are_refused_with_real_discovery(
             {"manifest": document("example.com/v1", "Gizmo", "g"), "namespace": namespace},
             "serves no resource type 'Gizmo'",
         ),
-        ("k8s_list", {"kind": "pods"}, "would read every namespace"),
+        ("k8s_get", {"kind": "pods"}, "would read every namespace"),
     ]
     for tool, args, said in cases:
         problem = await gateway.scope_error(tool, args, targets)
@@ -174,10 +174,10 @@ async def test_hostile_calls_are_refused_with_real_discovery(
     kubectl("apply", "-n", namespace, "-f", "-", input=deployment("web", 1))
     scale = {"kind": "deploy", "name": "web", "namespace": namespace, "replicas": 2}
     assert await gateway.scope_error("k8s_scale", scale, targets) is None
-    assert await gateway.scope_error("k8s_list", {"kind": "no"}, targets) is None
+    assert await gateway.scope_error("k8s_get", {"kind": "no"}, targets) is None
     assert (
         await gateway.scope_error(
-            "k8s_describe", {"kind": "agt", "name": "t", "namespace": namespace}, targets
+            "k8s_get", {"kind": "agt", "name": "t", "namespace": namespace, "output": "describe"}, targets
         )
         is None
     )
@@ -204,7 +204,7 @@ async def test_a_hostile_model_gets_nothing_proposed(
     )
     approve = {"metadata": {"annotations": {"approve": "true"}}}
     fake_llm.script(
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"})),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "objects"})),
         tool_calls(
             call("k8s_apply", {"manifest": binding, "namespace": namespace}, id="binding"),
             call("k8s_delete", {"kind": "namespace", "name": "other", "namespace": namespace}, id="ns"),

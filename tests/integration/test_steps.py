@@ -105,7 +105,8 @@ async def test_plan_starts_the_task_and_shows_a_hashed_proposal(
     [record] = [r for r in status["steps"] if r["mutating"]]
     assert (record["id"], record["state"]) == ("r1-s1", "AwaitingApproval")
     assert condition(status, "ToolServerAvailable")["status"] == "True"
-    assert reasons(kubectl, namespace, "scale-web") == ["Planning", "Planned", "ApprovalRequired"]
+    # The offline planner answers at once: one status write and one Event, Planning is never shown alone.
+    assert reasons(kubectl, namespace, "scale-web") == ["ApprovalRequired"]
     assert task.status.pending_steps == 1
     assert get(kubectl, namespace, "deployment", "web")["spec"]["replicas"] == 3, "planning changes nothing"
 

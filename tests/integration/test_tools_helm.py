@@ -60,7 +60,7 @@ async def test_install_upgrade_rollback_uninstall_as_an_editor(
     assert "Deployment/shop" in preview["text"]
     assert "+  replicas: 1" in preview["diff"]
     assert DEFAULT_PASSWORD not in json.dumps(preview)
-    listed = await call(mcp, "helm_list", {"namespace": namespace}, user="alice")
+    listed = await call(mcp, "helm_get", {"namespace": namespace}, user="alice")
     assert listed["data"]["releases"] == []  # a preview installs nothing
 
     installed = await call(mcp, "helm_install", {**release, "chart": "web", "wait": True}, user="alice")
@@ -68,11 +68,11 @@ async def test_install_upgrade_rollback_uninstall_as_an_editor(
     assert installed["data"]["revision"] == 1
     kubectl("wait", "-n", namespace, "--for=condition=Available", "deployment/shop", "--timeout=60s")
 
-    status = await call(mcp, "helm_status", release, user="alice")
+    status = await call(mcp, "helm_get", release, user="alice")
     assert status["data"]["chart"] == "web-0.1.0"
     assert "Resources: Secret/shop-auth, Service/shop, Deployment/shop" in status["text"]
     assert "runs 1 replica(s)" in status["text"]
-    manifest = await call(mcp, "helm_get_manifest", release, user="alice")
+    manifest = await call(mcp, "helm_get", {**release, "show": "manifest"}, user="alice")
     assert "kind: Secret" in manifest["text"]
     assert DEFAULT_PASSWORD not in manifest["text"]
 
@@ -96,10 +96,14 @@ async def test_install_upgrade_rollback_uninstall_as_an_editor(
     assert replicas(kubectl, namespace, "shop") == 3
     stored = kubectl("get", "secret", "shop-auth", "-n", namespace, "-o", "jsonpath={.data.password}")
     assert base64.b64decode(stored.stdout) == b"new-password-value"  # the sealed value ran
-    values = await call(mcp, "helm_get_values", release, user="alice")
+    values = await call(mcp, "helm_get", {**release, "show": "values"}, user="alice")
     assert "replicaCount: 3" in values["text"]
     assert "password: <redacted>" in values["text"]
-    history = await call(mcp, "helm_history", release, user="alice")
+    computed = await call(mcp, "helm_get", {**release, "show": "all-values"}, user="alice")
+    assert "replicaCount: 3" in computed["text"]
+    assert "image:" in computed["text"]  # a chart default the upgrade did not set
+    assert "new-password-value" not in computed["text"]
+    history = await call(mcp, "helm_get", {**release, "show": "history"}, user="alice")
     assert [r["revision"] for r in history["data"]["revisions"]] == [1, 2]
 
     back = await call(mcp, "helm_rollback", release, preview=True, user="alice")
@@ -115,7 +119,7 @@ async def test_install_upgrade_rollback_uninstall_as_an_editor(
     assert "deleting: Secret/shop-auth, Service/shop, Deployment/shop" in gone["text"]
     assert "-kind: Deployment" in gone["diff"]
     await call(mcp, "helm_uninstall", release, user="alice")
-    assert (await call(mcp, "helm_list", {"namespace": namespace}, user="alice"))["data"]["releases"] == []
+    assert (await call(mcp, "helm_get", {"namespace": namespace}, user="alice"))["data"]["releases"] == []
 
     def deployment_deleted() -> bool:
         out = kubectl("get", "deployment", "shop", "-n", namespace, "--ignore-not-found", "-o", "name")
@@ -127,10 +131,10 @@ async def test_install_upgrade_rollback_uninstall_as_an_editor(
 async def test_user_without_rights_is_forbidden_though_the_server_could(
     mcp: Client[Any], kubectl: Kubectl, namespace: str
 ) -> None:
-    as_server = await call(mcp, "helm_list", {"namespace": namespace})
+    as_server = await call(mcp, "helm_get", {"namespace": namespace})
     assert as_server["data"]["releases"] == []
     with pytest.raises(ToolError, match=r"^Forbidden: helm list .* as carol: .*forbidden"):
-        await call(mcp, "helm_list", {"namespace": namespace}, user="carol")
+        await call(mcp, "helm_get", {"namespace": namespace}, user="carol")
     install = {"release": "x", "chart": "web", "namespace": namespace}
     with pytest.raises(ToolError, match=r"^Forbidden: .* as carol"):
         await call(mcp, "helm_install", install, user="carol", preview=True)
@@ -145,10 +149,10 @@ async def test_rights_granted_to_a_group_reach_helm(
     mcp: Client[Any], namespace: str, bind_role: BindRole
 ) -> None:
     bind_role(namespace, "sre", "edit", kind="Group")
-    listed = await call(mcp, "helm_list", {"namespace": namespace}, user="bob", groups=("sre",))
+    listed = await call(mcp, "helm_get", {"namespace": namespace}, user="bob", groups=("sre",))
     assert listed["data"]["releases"] == []
     with pytest.raises(ToolError, match=r"^Forbidden: .* as bob"):
-        await call(mcp, "helm_list", {"namespace": namespace}, user="bob")
+        await call(mcp, "helm_get", {"namespace": namespace}, user="bob")
 
 
 async def test_invalid_arguments_never_reach_helm(
@@ -157,7 +161,7 @@ async def test_invalid_arguments_never_reach_helm(
     bind_role(namespace, "alice", "edit")
     for bad in ("x --all", "-x", "UPPER", "a" * 54, "x;rm"):
         with pytest.raises(ToolError, match="release"):
-            await call(mcp, "helm_status", {"release": bad, "namespace": namespace}, user="alice")
+            await call(mcp, "helm_get", {"release": bad, "namespace": namespace}, user="alice")
     with pytest.raises(ToolError, match="chart"):
         await call(
             mcp,
@@ -169,8 +173,12 @@ async def test_invalid_arguments_never_reach_helm(
         await call(
             mcp, "helm_install", {"release": "x", "chart": "evil/chart", "namespace": namespace}, user="alice"
         )
+    with pytest.raises(ToolError, match="show=history and revision need a release"):
+        await call(mcp, "helm_get", {"namespace": namespace, "show": "history"}, user="alice")
+    with pytest.raises(ToolError, match="Helm release web: pass its namespace"):
+        await call(mcp, "helm_get", {"release": "web"}, user="alice")
     with pytest.raises(ToolError, match=r"^NotFound: .*helm status nope"):
-        await call(mcp, "helm_status", {"release": "nope", "namespace": namespace}, user="alice")
+        await call(mcp, "helm_get", {"release": "nope", "namespace": namespace}, user="alice")
     with pytest.raises(ToolError, match="NotFound: Helm release nope not found"):
         await call(
             mcp,
@@ -181,7 +189,7 @@ async def test_invalid_arguments_never_reach_helm(
         )
 
 
-async def test_template_show_values_repo_list_and_truncation(
+async def test_template_chart_values_configured_charts_and_truncation(
     cluster: ClusterAccess, mcp: Client[Any]
 ) -> None:
     rendered = await call(
@@ -192,9 +200,9 @@ async def test_template_show_values_repo_list_and_truncation(
     )
     assert 'image: "registry.example/web:2.0.0"' in rendered["text"]
     assert DEFAULT_PASSWORD not in rendered["text"]
-    shown = await call(mcp, "helm_show_values", {"chart": "web"}, user="alice")
+    shown = await call(mcp, "helm_charts", {"chart": "web"}, user="alice")
     assert "replicaCount: 1" in shown["text"]
-    repos = await call(mcp, "helm_repo_list", {}, user="alice")
+    repos = await call(mcp, "helm_charts", {}, user="alice")
     assert repos["data"] == {"repositories": [], "charts": ["web"]}
 
     small = ToolSettings(

@@ -134,18 +134,19 @@ def assert_no_secret_values(jenkins: FakeJenkins, text: str) -> None:
 
 async def test_read_tools_through_the_server(mcp: Client[Any], jenkins: FakeJenkins) -> None:
     jenkins.add_build(["nightly"], log="compiling\n" * 50 + "BUILD SUCCESSFUL\n", result="SUCCESS")
+    nightly = ["nightly"]
     outputs = [
-        await call(mcp, "jenkins_whoami", {}, user="alice"),
-        await call(mcp, "jenkins_list_jobs", {}, user="alice"),
-        await call(mcp, "jenkins_list_jobs", {"folder": ["team"]}, user="alice"),
-        await call(mcp, "jenkins_get_job", {"job": DEPLOY}, user="alice"),
-        await call(mcp, "jenkins_get_build", {"job": ["nightly"]}, user="alice"),
-        await call(mcp, "jenkins_last_builds", {"job": ["nightly"], "count": 5}, user="alice"),
-        await call(mcp, "jenkins_console", {"job": ["nightly"], "number": 1}, user="alice"),
-        await call(mcp, "jenkins_changesets", {"job": ["nightly"], "number": 1}, user="alice"),
+        await call(mcp, "jenkins_get", {}, user="alice"),
+        await call(mcp, "jenkins_get", {"job": ["team"]}, user="alice"),
+        await call(mcp, "jenkins_get", {"job": DEPLOY}, user="alice"),
+        await call(mcp, "jenkins_get", {"job": nightly, "show": "build"}, user="alice"),
+        await call(mcp, "jenkins_get", {"job": nightly, "show": "builds", "limit": 5}, user="alice"),
+        await call(mcp, "jenkins_get", {"job": nightly, "show": "console", "number": 1}, user="alice"),
+        await call(mcp, "jenkins_get", {"job": nightly, "show": "changes", "number": 1}, user="alice"),
     ]
-    whoami, top, team, job, build, last, log, changes = outputs
-    assert whoami["data"]["id"] == "bosun"
+    top, team, job, build, last, log, changes = outputs
+    assert top["data"]["user"] == "bosun"
+    assert top["text"].startswith("Jenkins user: bosun (")
     assert top["data"]["jobs"] == ["nightly", "team"]
     assert team["data"]["jobs"] == ["deploy"]
     assert job["data"]["parameters"] == ["ENV", "VERSION"]
@@ -172,13 +173,15 @@ async def test_trigger_preview_execute_console_and_stop(mcp: Client[Any], jenkin
     assert jenkins.triggered[-1].values == {"ENV": "prod"}
 
     jenkins.append_log(DEPLOY, number, "".join(f"step {i}\n" for i in range(5000)))
-    tail = await call(
-        mcp, "jenkins_console", {"job": DEPLOY, "number": number, "max_bytes": 2048}, user="alice"
-    )
+    console = {"job": DEPLOY, "show": "console", "number": number}
+    tail = await call(mcp, "jenkins_get", console, user="alice")
     assert tail["truncated"] is True
     assert tail["text"].startswith("…[truncated ")
     assert tail["text"].endswith("step 4999\n")
     assert tail["data"]["more_data"] is True
+    head = await call(mcp, "jenkins_get", {**console, "start": 0}, user="alice")
+    assert f"continue with start={head['data']['next_start']}]" in head["text"]
+    assert "step 4999" not in head["text"]
 
     stop_preview = await call(
         mcp, "jenkins_stop_build", {"job": DEPLOY, "number": number}, preview=True, user="alice"
@@ -195,18 +198,24 @@ async def test_invalid_arguments_are_refused_before_any_request(
     before = len(jenkins.requests)
     for job in (["team/deploy"], ["..", "x"], ["a?b=c"], [], ["x"] * 11, [" lead"]):
         with pytest.raises(ToolError, match="validation error"):
-            await call(mcp, "jenkins_get_job", {"job": job}, user="alice")
+            await call(mcp, "jenkins_get", {"job": job}, user="alice")
     with pytest.raises(ToolError, match="validation error"):
         await call(
             mcp, "jenkins_trigger_build", {"job": DEPLOY, "parameters": {"ENV=prod&X": "1"}}, user="alice"
         )
     with pytest.raises(ToolError, match="validation error"):
-        await call(mcp, "jenkins_console", {"job": DEPLOY, "number": 0}, user="alice")
+        await call(mcp, "jenkins_get", {"job": DEPLOY, "show": "console", "number": 0}, user="alice")
+    with pytest.raises(ToolError, match="start is a byte offset into a console log"):
+        await call(mcp, "jenkins_get", {"job": DEPLOY, "show": "build", "start": 0}, user="alice")
+    with pytest.raises(ToolError, match="number picks a build"):
+        await call(mcp, "jenkins_get", {"job": DEPLOY, "number": 3}, user="alice")
+    with pytest.raises(ToolError, match="show=builds and number need a job"):
+        await call(mcp, "jenkins_get", {"show": "builds"}, user="alice")
     assert len(jenkins.requests) == before
     with pytest.raises(ToolError, match="must be one of staging, prod"):
         await call(mcp, "jenkins_trigger_build", {"job": DEPLOY, "parameters": {"ENV": "dev"}}, user="alice")
     with pytest.raises(ToolError, match="job team/missing: not found in Jenkins"):
-        await call(mcp, "jenkins_get_job", {"job": ["team", "missing"]}, user="alice")
+        await call(mcp, "jenkins_get", {"job": ["team", "missing"]}, user="alice")
 
 
 async def test_configuration_errors_name_the_secret_never_its_values(
@@ -223,7 +232,7 @@ async def test_configuration_errors_name_the_secret_never_its_values(
     for jenkins_settings, message in cases:
         async with Client(build_server(settings(cluster, jenkins_settings))) as client:
             with pytest.raises(ToolError) as info:
-                await call(client, "jenkins_whoami", {}, user="alice")
+                await call(client, "jenkins_get", {}, user="alice")
         assert message in str(info.value)
         assert_no_secret_values(jenkins, str(info.value))
 
@@ -247,10 +256,10 @@ async def test_jenkins_rights_follow_the_requesters_kubernetes_rbac_per_job(
     with pytest.raises(ToolError, match=r'alice may not delete jenkinsjobs\.bosun\.dev "nightly" to stop'):
         await call(mcp, "jenkins_stop_build", {**nightly, "number": 1}, user="alice", preview=True)
     with pytest.raises(ToolError, match=r'Forbidden: carol may not get jenkinsjobs\.bosun\.dev "nightly"'):
-        await call(mcp, "jenkins_get_build", nightly, user="carol")
+        await call(mcp, "jenkins_get", {**nightly, "show": "build"}, user="carol")
     everything = r"Forbidden: bob \(groups sre\) may not get jenkinsjobs\.bosun\.dev \(all jobs\)"
     with pytest.raises(ToolError, match=everything):
-        await call(mcp, "jenkins_list_jobs", {}, user="bob", groups=("sre",))
+        await call(mcp, "jenkins_get", {}, user="bob", groups=("sre",))
     assert len(jenkins.requests) == before
 
     # Rights granted to a group count when the requester's groups travel in the review.
@@ -263,10 +272,10 @@ async def test_jenkins_rights_follow_the_requesters_kubernetes_rbac_per_job(
         input=jenkins_role("sre-read", "sre", ("get", []), kind="Group"),
     )
     wait_until_allowed(kubectl, secret_namespace, "get", None, "bob", ("sre",))
-    listed = await call(mcp, "jenkins_list_jobs", {}, user="bob", groups=("sre",))
+    listed = await call(mcp, "jenkins_get", {}, user="bob", groups=("sre",))
     assert listed["data"]["jobs"] == ["nightly", "team"]
     with pytest.raises(ToolError, match=r"Forbidden: bob may not get"):
-        await call(mcp, "jenkins_list_jobs", {}, user="bob")
+        await call(mcp, "jenkins_get", {}, user="bob")
 
     grant = jenkins_role("trigger-nightly", "alice", ("create", ["nightly"]))
     kubectl("apply", "-n", secret_namespace, "-f", "-", input=grant)
@@ -294,7 +303,7 @@ async def test_a_server_that_may_not_review_access_refuses_with_what_to_grant(
     before = len(jenkins.requests)
     async with Client(build_server(unprivileged)) as client:
         with pytest.raises(ToolError, match=r"may not create subjectaccessreviews\.authorization\.k8s\.io"):
-            await call(client, "jenkins_get_job", {"job": DEPLOY}, user="alice")
+            await call(client, "jenkins_get", {"job": DEPLOY}, user="alice")
     assert len(jenkins.requests) == before
 
 

@@ -55,25 +55,36 @@ async def test_get_list_describe_events_and_rollout_of_a_deployment(
     assert full["spec"]["replicas"] == 2
     assert "managedFields" not in full["metadata"]
 
-    pods = await call(mcp, "k8s_list", {"kind": "pods", "namespace": namespace, "label_selector": "app=web"})
+    pods = await call(mcp, "k8s_get", {"kind": "pods", "namespace": namespace, "label_selector": "app=web"})
     assert pods["data"]["count"] == 2
     assert "Running" in pods["text"]
     everywhere = await call(
-        mcp, "k8s_list", {"kind": "deployments.apps", "field_selector": f"metadata.name={web}"}
+        mcp, "k8s_get", {"kind": "deployments.apps", "field_selector": f"metadata.name={web}"}
     )
     assert everywhere["text"].startswith("NAMESPACE")
     assert namespace in everywhere["text"]
 
-    described = await call(mcp, "k8s_describe", {"kind": "deployment", "name": web, "namespace": namespace})
+    describe = {"kind": "deployment", "name": web, "namespace": namespace, "output": "describe"}
+    described = await call(mcp, "k8s_get", describe)
     assert "Events:" in described["text"]
     assert "ScalingReplicaSet" in described["text"]
     assert "replicas: 2" in described["text"]
+    with pytest.raises(ToolError, match="output=describe needs a name"):
+        await call(mcp, "k8s_get", {"kind": "deployment", "namespace": namespace, "output": "describe"})
+    with pytest.raises(ToolError, match="either name or a selector"):
+        await call(
+            mcp, "k8s_get", {"kind": "pods", "name": "p", "namespace": namespace, "label_selector": "a=b"}
+        )
 
-    events = await call(mcp, "k8s_events", {"namespace": namespace, "kind": "deployment", "name": web})
+    of_web = f"involvedObject.kind=Deployment,involvedObject.name={web}"
+    events = await call(mcp, "k8s_get", {"kind": "events", "namespace": namespace, "field_selector": of_web})
+    assert events["text"].split()[:5] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT"]
     assert "ScalingReplicaSet" in events["text"]
     assert "deployment/web" in events["text"]
-    warnings = await call(mcp, "k8s_events", {"namespace": namespace, "warnings_only": True})
-    assert warnings["data"]["count"] == 0
+    warnings = await call(
+        mcp, "k8s_get", {"kind": "ev", "namespace": namespace, "field_selector": "type=Warning"}
+    )
+    assert warnings["data"] == {"kind": "Event", "namespace": namespace, "count": 0}
 
     status = await call(mcp, "k8s_rollout_status", {"name": web, "namespace": namespace})
     assert status["data"]["complete"] is True
@@ -98,7 +109,7 @@ async def test_rollout_status_reports_an_unfinished_rollout_after_waiting(
 
 
 async def test_cluster_scoped_and_discovery_tools(mcp: Client[Any]) -> None:
-    nodes = await call(mcp, "k8s_list", {"kind": "no"})
+    nodes = await call(mcp, "k8s_get", {"kind": "no"})
     assert "kwok-node-0" in nodes["text"]
     assert not nodes["text"].startswith("NAMESPACE")
     node = await call(mcp, "k8s_get", {"kind": "node", "name": "kwok-node-0"})
@@ -145,7 +156,7 @@ async def test_custom_resources_are_listed_and_read(
     }
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(widget))
 
-    listed = await call(mcp, "k8s_list", {"kind": f"widgets.{CRD_GROUP}", "namespace": namespace})
+    listed = await call(mcp, "k8s_get", {"kind": f"widgets.{CRD_GROUP}", "namespace": namespace})
     assert listed["text"].split("\n")[0].split() == ["NAME", "SIZE"]
     assert listed["text"].split("\n")[1].split()[:2] == ["w1", "7"]
     got = await call(mcp, "k8s_get", {"kind": "wdg", "name": "w1", "namespace": namespace, "output": "yaml"})
@@ -165,7 +176,7 @@ async def test_missing_objects_and_types_are_clear_errors(mcp: Client[Any], name
     ):
         await call(mcp, "k8s_get", {"kind": "deployment", "name": "nope", "namespace": namespace})
     with pytest.raises(ToolError, match='no resource type "gizmos"'):
-        await call(mcp, "k8s_list", {"kind": "gizmos"})
+        await call(mcp, "k8s_get", {"kind": "gizmos"})
     with pytest.raises(ToolError, match=r"deployments\.apps are namespaced: pass namespace"):
         await call(mcp, "k8s_get", {"kind": "deployment", "name": "web"})
     with pytest.raises(
@@ -182,9 +193,9 @@ async def test_metrics_api_absence_is_explained(mcp: Client[Any]) -> None:
 async def test_impersonated_user_without_rights_is_forbidden_though_the_server_could(
     mcp: Client[Any], namespace: str, web: str, bind_role: BindRole
 ) -> None:
-    assert (await call(mcp, "k8s_list", {"kind": "pods", "namespace": namespace}))["data"]["count"] == 2
+    assert (await call(mcp, "k8s_get", {"kind": "pods", "namespace": namespace}))["data"]["count"] == 2
     with pytest.raises(ToolError, match=r'Forbidden: .*User "carol" cannot list resource "pods"'):
-        await call(mcp, "k8s_list", {"kind": "pods", "namespace": namespace}, user="carol")
+        await call(mcp, "k8s_get", {"kind": "pods", "namespace": namespace}, user="carol")
     with pytest.raises(ToolError, match='User "carol" cannot get resource "deployments/scale"'):
         await call(
             mcp,
@@ -203,7 +214,7 @@ async def test_impersonated_user_without_rights_is_forbidden_though_the_server_c
         mcp, "k8s_can_i", {"verb": "list", "resource": "pods", "namespace": namespace}, user="carol"
     )
     assert yes["data"]["allowed"] is True
-    listed = await call(mcp, "k8s_list", {"kind": "pods", "namespace": namespace}, user="carol")
+    listed = await call(mcp, "k8s_get", {"kind": "pods", "namespace": namespace}, user="carol")
     assert listed["data"]["count"] == 2
     can_patch = await call(
         mcp,
@@ -226,10 +237,10 @@ async def test_every_group_of_the_identity_is_impersonated(
     bind_role(namespace, "sre", "view", kind="Group")
     args = {"kind": "deployments", "namespace": namespace}
     with pytest.raises(ToolError, match="Forbidden"):
-        await call(mcp, "k8s_list", args, user="bob")
+        await call(mcp, "k8s_get", args, user="bob")
     with pytest.raises(ToolError, match="Forbidden"):
-        await call(mcp, "k8s_list", args, user="bob", groups=("oncall",))
-    listed = await call(mcp, "k8s_list", args, user="bob", groups=("oncall", "sre"))
+        await call(mcp, "k8s_get", args, user="bob", groups=("oncall",))
+    listed = await call(mcp, "k8s_get", args, user="bob", groups=("oncall", "sre"))
     assert listed["data"]["count"] == 1
 
 
@@ -261,15 +272,21 @@ async def test_a_secret_value_never_leaves_through_any_read_path(
         await call(
             mcp, "k8s_get", {"kind": "secret", "name": "db", "namespace": namespace, "output": "yaml"}
         ),
-        await call(mcp, "k8s_list", {"kind": "secrets", "namespace": namespace}),
-        await call(mcp, "k8s_list", {"kind": "secrets", "namespace": namespace, "output": "yaml"}),
+        await call(mcp, "k8s_get", {"kind": "secrets", "namespace": namespace}),
+        await call(mcp, "k8s_get", {"kind": "secrets", "namespace": namespace, "output": "yaml"}),
         await call(
-            mcp, "k8s_list", {"kind": "secrets", "output": "yaml", "field_selector": "metadata.name=db"}
+            mcp, "k8s_get", {"kind": "secrets", "output": "yaml", "field_selector": "metadata.name=db"}
         ),
-        await call(mcp, "k8s_describe", {"kind": "secret", "name": "db", "namespace": namespace}),
-        await call(mcp, "k8s_events", {"namespace": namespace}),
-        await call(mcp, "k8s_describe", {"kind": "deployment", "name": "api", "namespace": namespace}),
-        await call(mcp, "k8s_list", {"kind": "pods", "namespace": namespace, "output": "yaml"}),
+        await call(
+            mcp, "k8s_get", {"kind": "secret", "name": "db", "namespace": namespace, "output": "describe"}
+        ),
+        await call(mcp, "k8s_get", {"kind": "events", "namespace": namespace}),
+        await call(
+            mcp,
+            "k8s_get",
+            {"kind": "deployment", "name": "api", "namespace": namespace, "output": "describe"},
+        ),
+        await call(mcp, "k8s_get", {"kind": "pods", "namespace": namespace, "output": "yaml"}),
         await call(mcp, "k8s_rollout_history", {"name": "api", "namespace": namespace, "revision": 1}),
     ]
     for output in outputs:
@@ -302,7 +319,7 @@ async def test_large_outputs_are_capped_with_a_visible_marker(
     assert "…[truncated " in got["text"]
     for i in range(3):
         kubectl("create", "configmap", f"c{i}", "-n", namespace)
-    page = await call(mcp, "k8s_list", {"kind": "configmaps", "namespace": namespace, "limit": 2})
+    page = await call(mcp, "k8s_get", {"kind": "configmaps", "namespace": namespace, "limit": 2})
     assert page["truncated"] is True
     assert page["data"]["more"] is True
     assert "more than 2 objects" in page["text"]

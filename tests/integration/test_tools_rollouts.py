@@ -134,10 +134,10 @@ def rollout(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, An
 
 async def test_status_list_and_promote(mcp: Client[Any], kubectl: Kubectl, namespace: str, web: str) -> None:
     target = {"name": web, "namespace": namespace}
-    listed = await call(mcp, "rollouts_list", {"namespace": namespace}, user="alice")
+    listed = await call(mcp, "rollouts_get", {"namespace": namespace}, user="alice")
     row = listed["text"].splitlines()[1].split()
     assert row[:6] == ["web", namespace, "Canary", "Paused", "1/4", "20"]
-    status = await call(mcp, "rollouts_status", target, user="alice")
+    status = await call(mcp, "rollouts_get", target, user="alice")
     assert status["data"]["phase"] == "Paused"
     assert status["data"]["step"] == 1
     assert status["data"]["set_weight"] == 20
@@ -177,7 +177,7 @@ async def test_pause_resume_abort_retry_restart_and_set_image(
     assert "abort" not in rollout(kubectl, namespace)["status"]
     await call(mcp, "rollouts_abort", target, user="alice")
     assert rollout(kubectl, namespace)["status"]["abort"] is True
-    assert (await call(mcp, "rollouts_status", target, user="alice"))["data"]["aborted"] is True
+    assert (await call(mcp, "rollouts_get", target, user="alice"))["data"]["aborted"] is True
     await call(mcp, "rollouts_retry", target, user="alice")
     assert rollout(kubectl, namespace)["status"]["abort"] is False
 
@@ -211,7 +211,7 @@ async def test_history_and_undo(mcp: Client[Any], kubectl: Kubectl, namespace: s
     kubectl("apply", "-n", namespace, "-f", "-", input=replicaset(owner, 2, "registry.example/web:1.0"))
     target = {"name": web, "namespace": namespace}
 
-    history = await call(mcp, "rollouts_history", target, user="alice")
+    history = await call(mcp, "rollouts_get", {**target, "show": "history"}, user="alice")
     assert history["data"]["revisions"] == [2, 1]
     assert "web=registry.example/web:0.9" in history["text"]
 
@@ -306,11 +306,14 @@ async def test_experiments_and_analysis_runs_filtered_by_owner(
         ),
     )
 
-    every = await call(mcp, "rollouts_experiments", {"namespace": namespace}, user="alice")
+    experiments = {"namespace": namespace, "show": "experiments"}
+    every = await call(mcp, "rollouts_get", experiments, user="alice")
     assert sorted(every["data"]["experiments"]) == ["other-exp", "web-exp"]
-    mine = await call(mcp, "rollouts_experiments", {"namespace": namespace, "rollout": web}, user="alice")
+    mine = await call(mcp, "rollouts_get", {**experiments, "name": web}, user="alice")
     assert mine["data"]["experiments"] == ["web-exp"]
-    runs = await call(mcp, "rollouts_analysis_runs", {"namespace": namespace, "rollout": web}, user="alice")
+    runs = await call(
+        mcp, "rollouts_get", {"namespace": namespace, "name": web, "show": "analysis-runs"}, user="alice"
+    )
     assert runs["data"]["analysis_runs"] == [{"name": "web-run", "phase": "Failed"}]
     assert "errors=Failed" in runs["text"]
 
@@ -319,14 +322,18 @@ async def test_forbidden_not_found_and_invalid_arguments(
     mcp: Client[Any], kubectl: Kubectl, namespace: str, web: str
 ) -> None:
     target = {"name": web, "namespace": namespace}
-    assert (await call(mcp, "rollouts_status", target))["data"]["phase"] == "Paused"
+    assert (await call(mcp, "rollouts_get", target))["data"]["phase"] == "Paused"
     with pytest.raises(ToolError, match=r"^Forbidden: .*carol.*(as carol)"):
         await call(mcp, "rollouts_abort", target, user="carol")
     with pytest.raises(ToolError, match=r"^Forbidden: "):
         await call(mcp, "rollouts_promote", target, user="carol", preview=True)
     assert "abort" not in rollout(kubectl, namespace)["status"]
     with pytest.raises(ToolError, match=f"NotFound: rollout nope not found in namespace {namespace}"):
-        await call(mcp, "rollouts_status", {"name": "nope", "namespace": namespace}, user="alice")
+        await call(mcp, "rollouts_get", {"name": "nope", "namespace": namespace}, user="alice")
+    with pytest.raises(ToolError, match="show=history needs the rollout's name"):
+        await call(mcp, "rollouts_get", {"namespace": namespace, "show": "history"}, user="alice")
+    with pytest.raises(ToolError, match="show=experiments lists one namespace: pass namespace"):
+        await call(mcp, "rollouts_get", {"show": "experiments"}, user="alice")
     for bad in ({"name": "web --all"}, {"name": "-web"}, {"namespace": "a b"}):
         with pytest.raises(ToolError, match="validation error"):
             await call(mcp, "rollouts_pause", {**target, **bad}, user="alice")

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from bosun.api.models import AgentTaskStatus, ProposedStep, UserRef
+from bosun.api.models import AgentTaskStatus, ApprovalGrantStatus, ProposedStep, UserRef
 from bosun.core.approval import already_considered, apply_verdict, plan_hash
 from bosun.core.grants import grant_matches_proposal, grant_status
 from bosun.core.identity import APPROVER, ON_BEHALF_OF, approver_of
-from bosun.core.proposals import proposal_records
+from bosun.core.proposals import closing_verdict, finished_verdict, proposal_records
 from bosun.planner import PlannedCall
 from bosun.steps.plan import build_proposal
 from bosun_tools.identity import Identity
@@ -138,7 +138,7 @@ def test_grants_that_do_not_match_approve_nothing(change: dict[str, Any], reason
     assert reason in after.approvals[0].reason
     written = grant_status(verdict, approver=BOB, task_uid=UID, revision=1, generation=1, now=T0)
     assert (written.state, written.reason, written.revision) == ("Rejected", reason, None)
-    assert written.conditions[0].status == "False"
+    assert held(written) == {"Accepted": ("False", reason), "Stalled": ("True", reason)}
 
 
 def test_a_replan_voids_the_grant_for_the_earlier_revision() -> None:
@@ -161,6 +161,54 @@ def test_grant_while_not_awaiting_approval_approves_nothing() -> None:
     assert status.proposal is not None
     verdict = evaluate(grant(planHash=status.proposal.hash), status)
     assert (verdict.accepted, verdict.reason) == (False, "NotAwaitingApproval")
+    written = grant_status(verdict, approver=BOB, task_uid=UID, revision=1, generation=1, now=T0)
+    assert written.state == "Superseded"
+    assert held(written) == {
+        "Accepted": ("False", "NotAwaitingApproval"),
+        "Superseded": ("True", "NotAwaitingApproval"),
+    }
+
+
+def held(status: ApprovalGrantStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in status.conditions}
+
+
+def test_an_accepted_deny_says_it_denied() -> None:
+    status = awaiting()
+    assert status.proposal is not None
+    verdict = evaluate(
+        grant(planHash=status.proposal.hash, decision="Deny", reason="wrong namespace"), status
+    )
+    written = grant_status(verdict, approver=BOB, task_uid=UID, revision=1, generation=1, now=T0)
+    assert (written.state, written.reason) == ("Accepted", "Denied")
+    assert held(written) == {"Accepted": ("True", "Denied")}
+    assert written.message == (
+        "Deny accepted: proposal revision 1 is denied, none of its steps run (wrong namespace)"
+    )
+    assert written.conditions[0].message == written.message
+
+
+def test_a_finished_task_supersedes_the_approvals_that_never_took_effect() -> None:
+    status = awaiting()
+    assert status.proposal is not None
+    counted = grant(planHash=status.proposal.hash)
+    counted["status"] = {"state": "Accepted", "reason": "ApprovalCounted", "revision": 1}
+    expired = status.model_copy(update={"phase": "Expired"})
+    verdict = closing_verdict(counted, "scale-web", expired)
+    assert verdict is not None
+    assert (verdict.accepted, verdict.superseded, verdict.reason) == (False, True, "ProposalClosed")
+    assert "ended Expired before the approval this grant counted for revision 1" in verdict.message
+    never_judged = grant(planHash=status.proposal.hash)
+    assert closing_verdict(never_judged, "scale-web", expired) == finished_verdict("scale-web", "Expired")
+    ran = expired.model_copy(
+        update={"steps": [r.model_copy(update={"started_at": T0}) for r in expired.steps]}
+    )
+    assert closing_verdict(counted, "scale-web", ran) is None
+    spent = {**counted, "status": {**counted["status"], "executedAt": "2026-11-24T09:01:00Z"}}
+    assert closing_verdict(spent, "scale-web", expired) is None
+    deny = grant(planHash=status.proposal.hash, decision="Deny")
+    deny["status"] = {"state": "Accepted", "reason": "Denied", "revision": 1}
+    assert closing_verdict(deny, "scale-web", expired.model_copy(update={"phase": "Denied"})) is None
 
 
 def test_on_behalf_of_is_believed_only_from_the_operators_own_grants() -> None:

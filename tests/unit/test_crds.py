@@ -41,11 +41,17 @@ def test_agenttask_shape() -> None:
     assert version["subresources"] == {"status": {}}
     assert crd["spec"]["names"]["shortNames"] == ["agt"]
     assert crd["spec"]["names"]["categories"] == ["bosun"]
-    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert columns["Phase"] == ".status.phase"
-    assert columns["Pending"] == ".status.pendingSteps"
-    assert columns["Requester"] == ".status.requester.user"
-    assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
+    columns = {c["name"]: (c["jsonPath"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]}
+    assert columns == {
+        "Phase": (".status.phase", 0),
+        "Reason": ('.status.conditions[?(@.type=="Ready")].reason', 0),
+        "Message": (".status.message", 0),
+        "Requester": (".metadata.annotations.bosun\\.dev/requester", 0),
+        "Age": (".metadata.creationTimestamp", 0),
+        "Pending": (".status.pendingSteps", 1),
+        "Hash": (".status.proposal.shortHash", 1),
+        "Request": (".status.requestPreview", 1),
+    }
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     args = status["proposal"]["properties"]["steps"]["items"]["properties"]["args"]
     assert args == {
@@ -56,9 +62,18 @@ def test_agenttask_shape() -> None:
     assert status["conditions"]["x-kubernetes-list-type"] == "map"
     assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
     assert status["steps"]["maxItems"] == 50
+    assert "shortHash" not in status["proposal"]["required"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["maxIterations"]["default"] == 3
     assert spec["required"] == ["request"]
+
+
+def test_a_status_nobody_wrote_reads_as_generation_zero_observed() -> None:
+    """kstatus compares status.observedGeneration with metadata.generation; without this default a task
+    or grant the operator has not looked at yet has no status at all and reads as Current."""
+    for crd in (crdgen.agenttask_crd(), crdgen.approvalgrant_crd()):
+        status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["default"] == {"observedGeneration": 0}
 
 
 def test_identity_policies_are_generated_fail_closed() -> None:

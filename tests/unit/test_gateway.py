@@ -33,7 +33,7 @@ async def gateway() -> AsyncIterator[ToolGateway]:
 def test_read_only_comes_from_the_operator_registry() -> None:
     gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused")
     assert gw.is_read_only("k8s_get")
-    assert gw.is_read_only("helm_list")
+    assert gw.is_read_only("helm_get")
     assert not gw.is_read_only("k8s_scale")
     assert not gw.is_read_only("k8s_exec")
     assert not gw.is_read_only("no_such_tool")  # unknown = mutating
@@ -61,7 +61,7 @@ class FakeDiscovery:
         ("k8s_scale", {"kind": "deployment", "name": "web", "namespace": "shop", "replicas": 5}, None),
         ("k8s_scale", {"kind": "deployment", "name": "web", "namespace": "prod", "replicas": 5}, "prod"),
         ("k8s_get", {"kind": "pods", "name": "x", "namespace": "kube-system"}, "kube-system"),
-        ("k8s_list", {"kind": "nodes"}, None),
+        ("k8s_get", {"kind": "nodes"}, None),
         ("k8s_cordon", {"name": "node-1"}, "Node node-1 is cluster-scoped"),
         ("k8s_rollout_restart", {"name": "web", "namespace": "shop"}, None),  # kind: the tool's default
         ("no_such_tool", {"name": "x"}, "does not know which objects"),
@@ -101,7 +101,7 @@ async def test_the_operator_namespace_comes_from_the_environment(monkeypatch: py
     monkeypatch.setenv("BOSUN_OPERATOR_NAMESPACE", "bosun-system")
     gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused", discover=FakeDiscovery())
     problem = await gw.scope_error(
-        "k8s_list", {"kind": "secrets", "namespace": "bosun-system"}, ["bosun-system"]
+        "k8s_get", {"kind": "secrets", "namespace": "bosun-system"}, ["bosun-system"]
     )
     assert problem is not None
     assert "namespace bosun-system is where the Bosun operator runs" in problem

@@ -25,6 +25,7 @@ from typing import Any
 import localcluster
 import pytest
 import yaml
+from bosun_tools.client import kube
 from bosun_tools.client.exec import exec_in_pod
 from bosun_tools.client.kube import Credentials, KubeClient, KubeError
 from bosun_tools.identity import Identity
@@ -189,6 +190,25 @@ async def test_a_hand_built_configuration_sends_its_authorization_key() -> None:
         finally:
             await client.aclose()
     assert api.authorizations() == ["Bearer by-hand"]
+
+
+async def test_a_burst_of_requests_asks_the_refresh_hooks_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request asking the hooks meant a hop to a worker thread, which cost more CPU than the request;
+    a header is reused for ``HEADER_REUSE_SECONDS`` (a token refused meanwhile reloads at once: above)."""
+    monkeypatch.setattr(kube, "HEADER_REUSE_SECONDS", 3600.0)
+    asked: list[int] = []
+    with fake_api_server() as api:
+        cfg = k8s_client.Configuration(host=api.url, api_key={"authorization": "Bearer hooked"})
+        cfg.refresh_api_key_hook = lambda _: asked.append(1)
+        client = KubeClient.from_configuration(cfg)
+        try:
+            for _ in range(20):
+                await who(client)
+            await who(client.impersonating(Identity("alice", ())))
+        finally:
+            await client.aclose()
+    assert api.authorizations() == ["Bearer hooked"] * 21
+    assert len(asked) == 1
 
 
 async def test_token_file_is_reread_on_its_period_and_after_a_401(tmp_path: Path) -> None:

@@ -107,8 +107,12 @@ def test_health_port_and_log_settings_are_checked() -> None:
 
 def test_the_lease_rights_are_checked_only_with_leader_election() -> None:
     plain = required_access(OperatorConfig(namespaces=("shop",)))
-    assert all(r["namespace"] == "shop" for r in plain)
+    namespaced = [r for r in plain if r["resource"] != "namespaces"]
+    assert all(r["namespace"] == "shop" for r in namespaced)
     assert not [r for r in plain if r["resource"] == "leases"]
+    # The Namespaces' policy annotations are watched cluster-wide: a task may target other namespaces.
+    assert sorted(r["verb"] for r in plain if r["resource"] == "namespaces") == ["list", "watch"]
+    assert not [r for r in plain if r["resource"] == "namespaces" and r.get("namespace")]
     electing = required_access(
         OperatorConfig(leader_election=LeaderElection("bosun-system"), namespaces=("shop",))
     )

@@ -72,7 +72,7 @@ def tool_replies(request: dict[str, Any]) -> dict[str, str]:
 
 async def test_bad_calls_are_fed_back_and_never_proposed(fake_llm: FakeLLM, gateway: ToolGateway) -> None:
     fake_llm.script(
-        tool_calls(call(LOAD_TOOLSET, {"toolset": "kubernetes-write"}, id="load")),
+        tool_calls(call(LOAD_TOOLSET, {"toolset": "workloads"}, id="load")),
         tool_calls(
             call("kubectl_nuke", {"all": True}, id="unknown"),
             call("k8s_scale", {**SCALE, "name": "web --all"}, id="inject"),
@@ -95,7 +95,7 @@ async def test_bad_calls_are_fed_back_and_never_proposed(fake_llm: FakeLLM, gate
     first, second, third = fake_llm.requests
     assert "k8s_scale" not in tool_names(first)
     assert "k8s_scale" in tool_names(second)
-    assert tool_replies(second)["load"] == "Toolset kubernetes-write is available from your next turn."
+    assert tool_replies(second)["load"] == "Toolset workloads is available from your next turn."
     replies = tool_replies(third)
     assert replies["unknown"].startswith("refused, nothing ran: unknown tool 'kubectl_nuke'")
     assert "invalid arguments for k8s_scale: name:" in replies["inject"]
@@ -125,7 +125,7 @@ async def test_turns_are_bounded(fake_llm: FakeLLM, gateway: ToolGateway) -> Non
     assert "did not finish within 3 turns" in result.error
     assert result.failure == "planning"
     assert len(fake_llm.requests) == 3
-    assert "helm_upgrade" in tool_names(fake_llm.requests[1])
+    assert "helm_rollback" in tool_names(fake_llm.requests[1])
 
 
 async def test_unknown_toolset_is_refused(fake_llm: FakeLLM, gateway: ToolGateway) -> None:

@@ -55,7 +55,7 @@ DISCOVERED: dict[scope.Lookup, Resource] = {
     ("pods", None): PODS,
     ("pods", "metrics.k8s.io/v1beta1"): Resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True),
     ("nodes", "metrics.k8s.io/v1beta1"): Resource("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False),
-    ("events", "v1"): Resource("", "v1", "Event", "events", namespaced=True),
+    ("events", None): Resource("", "v1", "Event", "events", namespaced=True),
     ("nodes", "v1"): NODES,
     ("nodes", None): NODES,
     ("namespace", None): NAMESPACE,
@@ -74,6 +74,12 @@ DISCOVERED: dict[scope.Lookup, Resource] = {
     ("cronjobs", "batch/v1"): Resource("batch", "v1", "CronJob", "cronjobs", namespaced=True),
     ("jobs", "batch/v1"): Resource("batch", "v1", "Job", "jobs", namespaced=True),
     ("rollouts.argoproj.io", None): ROLLOUT,
+    ("experiments.argoproj.io", None): Resource(
+        "argoproj.io", "v1alpha1", "Experiment", "experiments", namespaced=True
+    ),
+    ("analysisruns.argoproj.io", None): Resource(
+        "argoproj.io", "v1alpha1", "AnalysisRun", "analysisruns", namespaced=True
+    ),
 }
 
 
@@ -130,16 +136,20 @@ ALLOWED: list[tuple[str, dict[str, Any]]] = [
         {"manifest": doc("v1", "Secret", "s") + "type: Opaque", "namespace": "shop"},
     ),
     ("k8s_get", {"kind": "nodes", "name": "node-1"}),  # cluster-scoped reads: RBAC decides
-    ("k8s_list", {"kind": "namespaces"}),
-    ("k8s_list", {"kind": "pods", "namespace": "shop"}),
+    ("k8s_get", {"kind": "namespaces"}),
+    ("k8s_get", {"kind": "pods", "namespace": "shop"}),
+    ("k8s_get", {"kind": "events", "namespace": "shop"}),
     ("k8s_top", {"kind": "nodes"}),
-    ("k8s_describe", {"kind": "agenttask", "name": "t1", "namespace": "shop"}),  # Bosun's kinds may be read
+    # Bosun's kinds may be read
+    ("k8s_get", {"kind": "agenttask", "name": "t1", "namespace": "shop", "output": "describe"}),
     ("k8s_get", {"kind": "clusterrolebindings", "name": "cluster-admin"}),  # so may the deny-list's
     ("k8s_can_i", {"verb": "delete", "resource": "nodes"}),
     ("k8s_api_resources", {}),
     ("k8s_create_job_from_cronjob", {"cronjob": "nightly", "namespace": "shop"}),
     ("helm_upgrade", {"release": "web", "chart": "web", "namespace": "shop"}),
-    ("helm_repo_list", {}),
+    ("helm_charts", {}),
+    ("helm_get", {"release": "web", "namespace": "shop", "show": "values"}),
+    ("rollouts_get", {"name": "web", "namespace": "shop", "show": "analysis-runs"}),
     ("rollouts_promote", {"name": "web", "namespace": "shop"}),
     ("jenkins_trigger_build", {"job": ["team", "deploy"]}),
 ]
@@ -197,11 +207,16 @@ REFUSED: list[tuple[str, dict[str, Any], list[str]]] = [
         {"kind": "deployment", "name": "w", "patch": {"spec": {"replicas": 1}}},
         ["Deployment w is namespaced and no namespace was given", "pass namespace (one of [shop])"],
     ),
-    ("k8s_list", {"kind": "pods"}, ["k8s_list refused", "pods are namespaced", "would read every namespace"]),
-    ("k8s_events", {}, ["k8s_events refused", "would read every namespace"]),
+    ("k8s_get", {"kind": "pods"}, ["k8s_get refused", "pods are namespaced", "would read every namespace"]),
+    ("k8s_get", {"kind": "events"}, ["k8s_get refused", "would read every namespace"]),
     ("k8s_top", {"kind": "pods"}, ["would read every namespace"]),
-    ("helm_list", {}, ["helm_list refused", "releases.helm.sh are namespaced", "every namespace"]),
-    ("rollouts_list", {}, ["rollouts_list refused", "every namespace"]),
+    ("helm_get", {}, ["helm_get refused", "releases.helm.sh are namespaced", "every namespace"]),
+    ("rollouts_get", {}, ["rollouts_get refused", "every namespace"]),
+    (
+        "rollouts_get",
+        {"name": "web", "show": "experiments"},
+        ["rollouts_get refused", "experiments.argoproj.io are namespaced", "every namespace"],
+    ),
     (
         "k8s_apply",
         {"manifest": doc("example.com/v1", "Gizmo", "g"), "namespace": "shop"},
@@ -327,7 +342,7 @@ def test_every_denied_group_may_be_read_but_not_changed(group: str) -> None:
     ("tool", "args"),
     [
         ("k8s_get", {"kind": "pods", "name": "operator", "namespace": OPERATOR_NAMESPACE}),
-        ("k8s_list", {"kind": "secrets", "namespace": OPERATOR_NAMESPACE}),
+        ("k8s_get", {"kind": "secrets", "namespace": OPERATOR_NAMESPACE}),
         ("k8s_get", {"kind": "namespace", "name": OPERATOR_NAMESPACE}),
         ("k8s_delete", {"kind": "namespace", "name": OPERATOR_NAMESPACE}),
         ("helm_uninstall", {"release": "bosun", "namespace": OPERATOR_NAMESPACE}),
@@ -351,9 +366,9 @@ def test_the_operator_namespace_is_never_touched(
         ("k8s_cordon", {"name": "node-1"}),
         ("k8s_drain", {"name": "node-1"}),
         ("k8s_delete", {"kind": "namespace", "name": "shop"}),
-        ("k8s_list", {"kind": "pods"}),
-        ("k8s_events", {}),
-        ("helm_list", {}),
+        ("k8s_get", {"kind": "pods"}),
+        ("k8s_get", {"kind": "events"}),
+        ("helm_get", {}),
     ],
 )
 def test_cluster_scope_consent_allows_cluster_scoped_changes_and_reads(

@@ -187,7 +187,7 @@ def unreachable_kube() -> KubeClient:
     [
         f"sealed:sha256:{DIGEST[:40]}@shop/holder/key",  # malformed
         f"prefix-sealed:sha256:{DIGEST}@shop/holder/key",  # embedded in a longer value
-        "<redacted>",  # copied from helm_get_values
+        "<redacted>",  # copied from release values (helm_get)
         "<redacted 20 bytes, sha256:0123456789ab>",  # copied from a preview
         f"<redacted sha256:{DIGEST[:12]}>",  # copied from a recorded argument
     ],

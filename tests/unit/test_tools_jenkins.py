@@ -61,16 +61,18 @@ def assert_no_secrets(fake: FakeJenkins, text: str) -> None:
     assert "hunter2" not in text
 
 
-async def test_whoami_and_listing(fake: FakeJenkins, client: JenkinsClient) -> None:
-    me = await jenkins.whoami(client)
-    assert me.data["id"] == "bosun"
-    top = await jenkins.list_jobs(client, [])
-    assert top.data["jobs"] == ["lint", "team"]
+async def test_top_level_names_the_user_and_a_folder_lists_its_jobs(
+    fake: FakeJenkins, client: JenkinsClient
+) -> None:
+    top = await jenkins.top_level(client)
+    assert top.data == {"folder": [], "jobs": ["lint", "team"], "user": "bosun"}
+    assert top.text.startswith("Jenkins user: bosun (")
     assert "folder" in top.text
-    inner = await jenkins.list_jobs(client, ["team"])
-    assert inner.data["jobs"] == ["deploy"]
-    with pytest.raises(ToolError, match="is a job, not a folder"):
-        await jenkins.list_jobs(client, ["lint"])
+    inner = await jenkins.get_job(client, ["team"])
+    assert inner.data == {"folder": ["team"], "jobs": ["deploy"]}
+    job = await jenkins.get_job(client, ["lint"])
+    assert job.data["job"] == "lint"
+    assert "Parameters:" in job.text
 
 
 async def test_get_job_shows_parameter_definitions_without_secret_defaults(
@@ -237,7 +239,7 @@ async def test_wrong_token_names_the_secret_not_the_values(fake: FakeJenkins) ->
     client = client_for(fake, token="wrong-token-value")
     try:
         with pytest.raises(ToolError) as info:
-            await jenkins.whoami(client)
+            await jenkins.top_level(client)
     finally:
         await client.aclose()
     message = str(info.value)
@@ -254,7 +256,7 @@ async def test_timeout_and_unreachable(fake: FakeJenkins) -> None:
         with pytest.raises(
             ToolError, match=r"Jenkins did not answer within 0.3s for the current Jenkins user"
         ):
-            await jenkins.whoami(client)
+            await jenkins.top_level(client)
     finally:
         fake.release_requests()
         await client.aclose()
@@ -265,7 +267,7 @@ async def test_timeout_and_unreachable(fake: FakeJenkins) -> None:
     closed = JenkinsClient(JenkinsCredentials(f"http://127.0.0.1:{port}/", "u", "t"), SETTINGS)
     try:
         with pytest.raises(ToolError) as info:
-            await jenkins.whoami(closed)
+            await jenkins.top_level(closed)
     finally:
         await closed.aclose()
     assert "Jenkins is unreachable (ConnectError)" in str(info.value)
@@ -276,7 +278,7 @@ async def test_requests_to_jenkins_are_not_logged(
     fake: FakeJenkins, client: JenkinsClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="httpx")
-    await jenkins.whoami(client)
+    await jenkins.top_level(client)
     host = fake.url.split("//")[1].rstrip("/")
     assert not [r for r in caplog.records if host in r.getMessage()]
 

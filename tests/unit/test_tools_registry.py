@@ -1,4 +1,4 @@
-"""The safety registry, argument validation, timeouts and the size of what the model is sent.
+"""The safety registry, argument validation, timeouts and the schemas the tool server serves.
 
 Listing tools and validating arguments needs no cluster: FastMCP validates before a tool body runs, so
 these use the real server in-process. Calls that reach Kubernetes are in tests/integration.
@@ -35,7 +35,6 @@ from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 from kubernetes import client as k8s_client
 
-DEFAULT_TURN_BUDGET = 6_000
 PREFIXES = {
     "kubernetes": "k8s_",
     "helm": "helm_",
@@ -99,7 +98,8 @@ async def test_mcp_annotations_and_tags_follow_the_registry(client: Client[Any])
             "k8s_set_image",
             {"kind": "deployment", "name": "w", "namespace": "s", "container": "c", "image": "-x y"},
         ),
-        ("k8s_list", {"kind": "pods", "label_selector": "app=web;rm -rf /"}),
+        ("k8s_get", {"kind": "pods", "label_selector": "app=web;rm -rf /"}),
+        ("k8s_get", {"kind": "pods", "output": "everything"}),
         ("k8s_exec", {"name": "web", "namespace": "shop", "command": []}),
         (
             "k8s_patch",
@@ -123,38 +123,15 @@ async def test_served_schemas_declare_that_undeclared_arguments_are_refused() ->
         assert {t.name for t in tools} == served
         for tool in tools:
             assert tool.input_schema["additionalProperties"] is False, tool.name
+            assert '"title"' not in json.dumps(tool.input_schema), tool.name
         extras = [
-            ("helm_list", {"namespace": "shop", "kube_context": "prod"}),
-            ("jenkins_whoami", {"url": "http://evil.example/"}),
-            ("rollouts_status", {"name": "web", "namespace": "shop", "force": True}),
+            ("helm_get", {"namespace": "shop", "kube_context": "prod"}),
+            ("jenkins_get", {"url": "http://evil.example/"}),
+            ("rollouts_get", {"name": "web", "namespace": "shop", "force": True}),
         ]
         for name, args in extras:
             with pytest.raises(ToolError, match=r"validation error(.|\n)*Unexpected keyword argument"):
                 await every.call_tool(name, args)
-
-
-async def test_default_turn_tool_definitions_stay_under_budget(client: Client[Any]) -> None:
-    """The default toolset (read-only Kubernetes tools) as the operator sends it: OpenAI-format
-    function definitions, ``json.dumps``-ed (internal tools are never sent)."""
-    internal = {spec.name for spec in REGISTRY.specs(INTERNAL)}
-    tools = [
-        t
-        for t in await client.list_tools()
-        if t.annotations and t.annotations.read_only_hint and t.name not in internal
-    ]
-    definitions = [
-        {
-            "type": "function",
-            "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
-        }
-        for t in tools
-    ]
-    size = len(json.dumps(definitions))
-    print(f"default turn: {len(tools)} read-only kubernetes tools, {size} characters")
-    assert len(tools) >= 10
-    assert size < DEFAULT_TURN_BUDGET
-    for definition in definitions:
-        assert "title" not in json.dumps(definition["function"]["parameters"])
 
 
 def _offline_context(spec: ToolSpec) -> ToolContext:

@@ -80,9 +80,9 @@ async def test_bad_mode_or_identity_in_meta_fail_before_any_kubernetes_call() ->
     args: dict[str, Any] = {"kind": "pods", "namespace": "shop"}
     async with Client(build_server(ToolSettings(toolsets=("kubernetes",)))) as client:
         with pytest.raises(ToolError, match=r'"bosun\.dev/mode" must be "preview" or "execute"'):
-            await client.call_tool("k8s_list", args, meta={"bosun.dev/mode": "dry"})
+            await client.call_tool("k8s_get", args, meta={"bosun.dev/mode": "dry"})
         with pytest.raises(ToolError, match=r'"bosun\.dev/identity" must be'):
-            await client.call_tool("k8s_list", args, meta={"bosun.dev/identity": "alice"})
+            await client.call_tool("k8s_get", args, meta={"bosun.dev/identity": "alice"})
 
 
 def test_the_server_refuses_to_start_without_an_operator_token() -> None:

@@ -340,10 +340,10 @@ async def test_cordon_uncordon_and_drain() -> None:
             "ownerReferences": [{"kind": "ReplicaSet", "controller": True}],
         },
     }
-    reader = Script({"k8s_list": [ok({"count": 2}, listing)], "k8s_get": [yaml_of(agent), yaml_of(web)]})
+    reader = Script({"k8s_get": [ok({"count": 2}, listing), yaml_of(agent), yaml_of(web)]})
     assert await drained.look(reader) == ("pending", "1 evictable pod(s) still on it: shop/web-1")
     gone = failed('NotFound: pods "web-1" not found')
-    reader = Script({"k8s_list": [ok({"count": 2}, listing)], "k8s_get": [yaml_of(agent), gone]})
+    reader = Script({"k8s_get": [ok({"count": 2}, listing), yaml_of(agent), gone]})
     assert await drained.look(reader) == (
         "passed",
         "no evictable pods left (2 DaemonSet or mirror pod(s) stay)",
@@ -391,7 +391,7 @@ async def test_helm_checks() -> None:
         "helm_upgrade", {"release": "web", "chart": "c", "namespace": "shop"}, {"revision": 2}
     )
     assert upgrade.name == "helm release shop/web deployed"
-    assert (await look(upgrade, helm_status=[ok({"status": "deployed", "revision": 2})]))[0] == "passed"
+    assert (await look(upgrade, helm_get=[ok({"status": "deployed", "revision": 2})]))[0] == "passed"
     assert helm_verdict({"status": "pending-upgrade", "revision": 2})[0] == "pending"
     assert helm_verdict({"status": "failed", "revision": 2})[0] == "failed"
     assert helm_verdict({"status": "deployed", "revision": 3}, 2) == (
@@ -399,9 +399,9 @@ async def test_helm_checks() -> None:
         "release status deployed, revision 3; the executed change made revision 2",
     )
     [uninstall] = probes_for("helm_uninstall", {"release": "web", "namespace": "shop"}, None)
-    assert await look(uninstall, helm_status=[failed("NotFound: release: not found")]) == ("passed", "gone")
-    assert (await look(uninstall, helm_status=[ok({"status": "uninstalling"})]))[0] == "pending"
-    assert (await look(uninstall, helm_status=[ok({"status": "deployed", "revision": 1})]))[0] == "failed"
+    assert await look(uninstall, helm_get=[failed("NotFound: release: not found")]) == ("passed", "gone")
+    assert (await look(uninstall, helm_get=[ok({"status": "uninstalling"})]))[0] == "pending"
+    assert (await look(uninstall, helm_get=[ok({"status": "deployed", "revision": 1})]))[0] == "failed"
 
 
 async def test_rollout_flags_and_images() -> None:
@@ -413,12 +413,12 @@ async def test_rollout_flags_and_images() -> None:
     }
     for tool, (holds, does_not) in expectations.items():
         [probe] = probes_for(tool, {"name": "r", "namespace": "shop"}, None)
-        assert (await look(probe, rollouts_status=[ok(holds)]))[0] == "passed", tool
-        assert (await look(probe, rollouts_status=[ok(does_not)]))[0] == "failed", tool
+        assert (await look(probe, rollouts_get=[ok(holds)]))[0] == "passed", tool
+        assert (await look(probe, rollouts_get=[ok(does_not)]))[0] == "failed", tool
     [image] = probes_for(
         "rollouts_set_image", {"name": "r", "namespace": "shop", "container": "*", "image": "w:2"}, None
     )
-    assert await look(image, rollouts_status=[ok({"images": ["a=w:2", "b=w:1"]})]) == (
+    assert await look(image, rollouts_get=[ok({"images": ["a=w:2", "b=w:1"]})]) == (
         "failed",
         "b=w:1, expected w:2",
     )
@@ -461,9 +461,9 @@ def test_promote_moves_on_or_promotes_fully() -> None:
 async def test_jenkins_checks() -> None:
     [build] = probes_for("jenkins_trigger_build", {"job": ["team", "deploy"]}, {"number": 7})
     assert build.name == "jenkins build team/deploy #7 succeeded"
-    reader = Script({"jenkins_get_build": [ok({"number": 7, "result": "SUCCESS", "building": False})]})
+    reader = Script({"jenkins_get": [ok({"number": 7, "result": "SUCCESS", "building": False})]})
     assert await build.look(reader) == ("passed", "build #7 result SUCCESS")
-    assert reader.calls == [("jenkins_get_build", {"job": ["team", "deploy"], "number": 7})]
+    assert reader.calls == [("jenkins_get", {"job": ["team", "deploy"], "show": "build", "number": 7})]
     assert build_verdict({"number": 7, "building": True})[0] == "pending"
     assert build_verdict({"number": 7, "result": "FAILURE"})[0] == "failed"
     [unnumbered] = probes_for("jenkins_trigger_build", {"job": ["deploy"]}, None)
@@ -472,7 +472,7 @@ async def test_jenkins_checks() -> None:
         "Jenkins gave no build number for the triggered build, so its result is unknown",
     )
     [stop] = probes_for("jenkins_stop_build", {"job": ["deploy"], "number": 9}, None)
-    assert await look(stop, jenkins_get_build=[ok({"building": False, "result": "ABORTED"})]) == (
+    assert await look(stop, jenkins_get=[ok({"building": False, "result": "ABORTED"})]) == (
         "passed",
         "build #9 is not running (result ABORTED)",
     )

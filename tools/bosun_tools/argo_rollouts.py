@@ -188,7 +188,9 @@ def pick_revision(replicasets: list[dict[str, Any]], to_revision: int, name: str
         raise ToolError(f"rollout {name} has no revision {to_revision} in its history (revisions: {known})")
     ordered = sorted(numbered, key=lambda p: p[0], reverse=True)
     if len(ordered) < 2:
-        raise ToolError(f"rollout {name} has no earlier revision to go back to; see rollouts_history")
+        raise ToolError(
+            f"rollout {name} has no earlier revision to go back to; see rollouts_get show=history"
+        )
     return ordered[1][1]
 
 

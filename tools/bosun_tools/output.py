@@ -247,12 +247,13 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows)
 
 
-def age(stamp: str | None) -> str:
-    """An RFC 3339 timestamp as kubectl's short age (``5m``, ``3d``): what people compare at a glance."""
+def age(stamp: str | None, now: datetime | None = None) -> str:
+    """An RFC 3339 timestamp as kubectl's short age (``5m``, ``3d``) at ``now`` (default: this moment):
+    what people compare at a glance."""
     if not stamp:
         return "<unknown>"
     then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    seconds = int((datetime.now(UTC) - then).total_seconds())
+    seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"

@@ -116,6 +116,9 @@ class ToolSpec:
     safety: ToolSafety
     timeout: float
     description: str
+    group: str
+    """The tools a model is offered together (``bosun.planner.toolsets``): every tool definition costs
+    tokens on every model turn, so a model loads only the group its request needs."""
 
 
 class ToolRegistry:
@@ -131,9 +134,11 @@ class ToolRegistry:
         idempotent: bool = False,
         timeout: float = 30.0,
         name: str | None = None,
+        group: str | None = None,
     ) -> Callable[[F], F]:
         """Record a tool's safety facts and make it servable; the docstring's first paragraph is the
-        description sent to models, so keep it to one short sentence."""
+        description sent to models, so keep it to one short sentence. ``group`` names the tools a model
+        loads together (default: the toolset)."""
 
         def decorate(fn: F) -> F:
             tool_name = name or fn.__name__
@@ -146,7 +151,8 @@ class ToolRegistry:
                 idempotent=idempotent or read_only,
                 toolset=toolset,
             )
-            self._specs[tool_name] = ToolSpec(tool_name, fn, safety, timeout, doc.split("\n\n")[0].strip())
+            description = doc.split("\n\n")[0].strip()
+            self._specs[tool_name] = ToolSpec(tool_name, fn, safety, timeout, description, group or toolset)
             return fn
 
         return decorate
@@ -191,6 +197,14 @@ def safety_of(tool_name: str) -> ToolSafety:
     return REGISTRY.safety_of(tool_name)
 
 
+def group_of(tool_name: str) -> str:
+    """The group a model is offered a tool in (``ToolRegistry.tool``); an unknown tool's is its toolset's,
+    ``unknown``."""
+    load_toolsets()
+    spec = REGISTRY.get(tool_name)
+    return spec.group if spec is not None else UNKNOWN_TOOL.toolset
+
+
 def is_registered(tool_name: str) -> bool:
     load_toolsets()
     return REGISTRY.get(tool_name) is not None
@@ -224,7 +238,7 @@ def describe_kube_error(exc: KubeError, tool: str, args: dict[str, Any], identit
     who = identity.user if identity else "the tool server's own identity"
     if exc.status == 404 and exc.reason == "NotFound":
         message = exc.message if "namespace" in exc.message or not where else f"{exc.message}{where}"
-        return f"NotFound: {message}; check the name and namespace (e.g. with k8s_list)"
+        return f"NotFound: {message}; check the name and namespace (list them with k8s_get without a name)"
     if exc.status == 403:
         return (
             f"Forbidden: {exc.message} (as {who}); "

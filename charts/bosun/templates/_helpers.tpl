@@ -48,11 +48,14 @@ tolerations: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 
-{{- /* Pod metadata; called with (dict "root" $ "component" "operator"). */ -}}
+{{- /* Pod metadata; called with (dict "root" $ "component" "operator"), plus "shard" for a shard's pods. */ -}}
 {{- define "bosun.podMetadata" -}}
 labels:
   {{- include "bosun.labels" .root | nindent 2 }}
   app.kubernetes.io/component: {{ .component }}
+  {{- with .shard }}
+  bosun.dev/shard: {{ . }}
+  {{- end }}
   {{- with .root.Values.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -108,5 +111,48 @@ be chosen knowingly.
 {{- $mode -}}
 {{- else -}}
 {{- fail (printf "impersonation.mode: %q is not one of auto, constrained, legacy" $mode) -}}
+{{- end -}}
+{{- end }}
+
+{{- /*
+The operator Deployments, as a JSON list of {"name", "shard", "namespaces"}: one watching watchNamespaces
+(every namespace when empty), or one per entry of operator.shards (sharding by namespace, docs/scaling.md).
+Each Deployment's Lease is named like it, so shards never elect one leader among them. Fails on shards
+that would let two operators handle one task: a namespace in two shards, or a shard without namespaces
+(an operator without BOSUN_NAMESPACES watches every namespace).
+*/ -}}
+{{- define "bosun.operators" -}}
+{{- $full := include "bosun.fullname" . -}}
+{{- $shards := .Values.operator.shards | default list -}}
+{{- if not $shards -}}
+{{- list (dict "name" (printf "%s-operator" $full) "shard" "" "namespaces" (.Values.watchNamespaces | default list)) | toJson -}}
+{{- else -}}
+{{- if .Values.watchNamespaces -}}
+{{- fail "watchNamespaces and operator.shards are both set: list each shard's namespaces under operator.shards and leave watchNamespaces empty" -}}
+{{- end -}}
+{{- $operators := list -}}
+{{- $owner := dict -}}
+{{- range $shard := $shards -}}
+{{- $name := toString $shard.name -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$" $name) -}}
+{{- fail (printf "operator.shards: %q is not a shard name (1-20 lowercase letters, digits and '-', a letter or digit at both ends)" $name) -}}
+{{- end -}}
+{{- range $operators -}}
+{{- if eq .shard $name -}}
+{{- fail (printf "operator.shards: shard %q is listed twice" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $shard.namespaces -}}
+{{- fail (printf "operator.shards: shard %q lists no namespaces; an operator without BOSUN_NAMESPACES watches every namespace and would handle the other shards' tasks too" $name) -}}
+{{- end -}}
+{{- range $namespace := $shard.namespaces -}}
+{{- if hasKey $owner $namespace -}}
+{{- fail (printf "operator.shards: namespace %q is in shards %q and %q; each namespace belongs to exactly one shard, or two operators would handle its tasks" $namespace (get $owner $namespace) $name) -}}
+{{- end -}}
+{{- $_ := set $owner $namespace $name -}}
+{{- end -}}
+{{- $operators = append $operators (dict "name" (printf "%s-operator-%s" $full $name) "shard" $name "namespaces" $shard.namespaces) -}}
+{{- end -}}
+{{- $operators | toJson -}}
 {{- end -}}
 {{- end }}

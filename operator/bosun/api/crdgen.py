@@ -27,13 +27,16 @@ from bosun.api.models import (
     ApprovalGrantSpec,
     ApprovalGrantStatus,
 )
+from bosun.core.identity import REQUESTER
 
-_DROP = frozenset({"title", "additionalProperties", "$defs"})
+_DROP = frozenset({"title", "additionalProperties", "$defs", "readOnly"})
 
 
 def structural(model: type[BaseModel], *, keep_defaults: bool) -> dict[str, Any]:
     """A structural OpenAPI v3 schema (what CRDs require) from a pydantic model's JSON schema: refs
-    inlined, ``anyOf [T, null]`` made plain optional ``T``, titles dropped, descriptions kept."""
+    inlined, ``anyOf [T, null]`` made plain optional ``T``, titles dropped, descriptions kept. Computed
+    fields (``readOnly``, e.g. ``shortHash``) are described but not required: the operator derives them,
+    and a status written without them is still whole."""
     raw = model.model_json_schema(by_alias=True, mode="serialization")
     defs: dict[str, Any] = raw.get("$defs", {})
 
@@ -54,6 +57,7 @@ def structural(model: type[BaseModel], *, keep_defaults: bool) -> dict[str, Any]
                 rest.pop("default", None)
                 return walk({**concrete[0], **rest}, top)
         out: dict[str, Any] = {}
+        derived = {name for name, sub in (node.get("properties") or {}).items() if sub.get("readOnly")}
         for key, value in node.items():
             if key in _DROP or (key == "default" and not (keep_defaults and top)):
                 continue
@@ -61,6 +65,8 @@ def structural(model: type[BaseModel], *, keep_defaults: bool) -> dict[str, Any]
                 out["enum"] = [value]
             elif key == "properties":
                 out[key] = {name: walk(sub, keep_defaults and node is raw) for name, sub in value.items()}
+            elif key == "required":
+                out[key] = [name for name in value if name not in derived]
             else:
                 out[key] = walk(value, False)
         if out.get("x-kubernetes-preserve-unknown-fields"):
@@ -69,6 +75,13 @@ def structural(model: type[BaseModel], *, keep_defaults: bool) -> dict[str, Any]
 
     schema: dict[str, Any] = walk(raw, True)
     return schema
+
+
+UNOBSERVED = {"observedGeneration": 0}
+"""The status of an object the operator has not written yet, as every reader sees it (the API server applies
+schema defaults when it reads from etcd). Without it kstatus reads a new task or grant as Current ("no
+conditions: nothing to do") until the operator first looks; with it, generation 1 against observed
+generation 0 reads as in progress, which is the truth."""
 
 
 def _columns(*columns: tuple[str, str, str, int]) -> list[dict[str, Any]]:
@@ -123,7 +136,10 @@ def crd(
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": structural(spec, keep_defaults=True),
-                                "status": structural(status, keep_defaults=False),
+                                "status": {
+                                    **structural(status, keep_defaults=False),
+                                    "default": UNOBSERVED,
+                                },
                             },
                         }
                     },
@@ -143,14 +159,18 @@ def agenttask_crd() -> dict[str, Any]:
         "approve=true) bound to that proposal, executes it as the requester, verifies and records the story.",
         spec=AgentTaskSpec,
         status=AgentTaskStatus,
+        # What people act on first (phase, why, who), then what -o wide adds; every text column is one
+        # short line (kubectl never cuts a column). The requester is the admission stamp, there from the
+        # first second, not status.requester, which the operator copies when it starts the task.
         columns=_columns(
             ("Phase", "string", ".status.phase", 0),
-            ("Pending", "integer", ".status.pendingSteps", 0),
-            ("Requester", "string", ".status.requester.user", 0),
-            ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', 0),
+            ("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', 0),
+            ("Message", "string", ".status.message", 0),
+            ("Requester", "string", ".metadata.annotations." + REQUESTER.replace(".", "\\."), 0),
             ("Age", "date", ".metadata.creationTimestamp", 0),
-            ("Hash", "string", ".status.proposal.hash", 1),
-            ("Request", "string", ".spec.request", 1),
+            ("Pending", "integer", ".status.pendingSteps", 1),
+            ("Hash", "string", ".status.proposal.shortHash", 1),
+            ("Request", "string", ".status.requestPreview", 1),
         ),
     )
 
@@ -164,13 +184,14 @@ def approvalgrant_crd() -> dict[str, Any]:
         "The approver is the authenticated user who created it; grants are immutable.",
         spec=ApprovalGrantSpec,
         status=ApprovalGrantStatus,
+        # Reason beside State: an accepted Deny reads "Accepted  Denied", never like an approval.
         columns=_columns(
             ("Task", "string", ".spec.taskRef.name", 0),
             ("Decision", "string", ".spec.decision", 0),
             ("State", "string", ".status.state", 0),
+            ("Reason", "string", ".status.reason", 0),
             ("Approver", "string", ".status.approver.user", 0),
             ("Age", "date", ".metadata.creationTimestamp", 0),
-            ("Reason", "string", ".status.reason", 1),
         ),
     )
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from bosun_tools.output import cap_text
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
 GROUP = "bosun.dev"
@@ -58,6 +58,11 @@ PROPOSAL_ARGS_CAP = 64 * 1024
 """Bytes of arguments a whole proposal may carry (what is approved cannot be compacted later)."""
 STATUS_BUDGET = 256 * 1024
 """The size ``bound_status`` keeps a task's status under (etcd's limit is 1.5 MiB for the whole object)."""
+COLUMN_CAP = 80
+"""Characters of a text shown in a ``kubectl get`` column (``one_line``): kubectl never cuts a column, so a
+longer text would push every other column off the screen."""
+SHORT_HASH_HEX = 12
+"""Hex digits of a plan hash shown by ``kubectl get -o wide``: git's short length, unambiguous in one task."""
 
 TaskPhase = Literal[
     "Pending",
@@ -193,11 +198,11 @@ class Condition(_Model):
     )
 
 
-def _conditions_field() -> Any:
+def _conditions_field(description: str) -> Any:
     return Field(
         default_factory=list,
         max_length=16,
-        description="Standard conditions; Ready is what GitOps tools and kubectl wait read.",
+        description=description,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
 
@@ -248,6 +253,15 @@ class Proposal(_Model):
     created_at: datetime = Field(description="When the proposal was written.")
     summary: str = _text(SUMMARY_CAP + MARKER_ROOM, "The planner's description of the proposal.")
     steps: list[ProposedStep] = Field(max_length=MAX_PROPOSAL_STEPS, description="The calls, in order.")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The hash cut to its first hex digits, for the HASH column of `kubectl get -o wide` "
+        "(the whole hash is 71 characters); a grant must quote the whole hash."
+    )
+    @property
+    def short_hash(self) -> str:
+        """Derived from ``hash`` on every write, so the column can never disagree with what is approved."""
+        return self.hash[: len("sha256:") + SHORT_HASH_HEX]
 
 
 class StepRecord(_Model):
@@ -351,7 +365,20 @@ class AgentTaskStatus(_Model):
     """Written only by the operator (status subresource); it is the task's state machine and audit trail."""
 
     phase: TaskPhase | None = Field(default=None, description="Summary of the conditions for humans.")
-    observed_generation: int | None = Field(default=None, ge=0, description="Generation last reconciled.")
+    message: str | None = _optional_text(
+        COLUMN_CAP,
+        'One line for the MESSAGE column: what the task waits for ("awaiting 1 of 2 approvals") or why it '
+        "ended; the conditions carry the whole message.",
+    )
+    request_preview: str | None = _optional_text(
+        COLUMN_CAP, "spec.request on one line, cut for the REQUEST column of `kubectl get -o wide`."
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="Generation last reconciled; 0 (the schema's default) until the operator first wrote the "
+        "status, so kstatus and GitOps tools read a task nobody has looked at yet as in progress.",
+    )
     requester: UserRef | None = Field(
         default=None, description="Who created the task, stamped at admission by the API server."
     )
@@ -369,7 +396,13 @@ class AgentTaskStatus(_Model):
     usage: Usage = Field(default_factory=Usage, description="Model usage for this task.")
     started_at: datetime | None = Field(default=None, description="When the operator first saw the task.")
     finished_at: datetime | None = Field(default=None, description="When the task reached a final phase.")
-    conditions: list[Condition] = _conditions_field()
+    conditions: list[Condition] = _conditions_field(
+        "Ready (True once Succeeded); Reconciling (True while Bosun works: Planning, Executing, Verifying); "
+        "Stalled (True, with the reason, once the task ended without doing what was asked: Failed, Denied, "
+        "Expired, Cancelled); Complete or Failed once finished, as a Job has them, for `kubectl wait`; and "
+        "the story: Planned, Approved, Executed, Verified, ToolServerAvailable. docs/observability.md has "
+        "the table per phase."
+    )
     pending_events: list[PendingEvent] = Field(
         default_factory=list,
         max_length=MAX_PENDING_EVENTS,
@@ -422,26 +455,37 @@ class ApprovalGrantSpec(_Model):
     expires_at: datetime | None = Field(default=None, description="The grant approves nothing after this.")
 
 
-GrantState = Literal["Accepted", "Rejected"]
+GrantState = Literal["Accepted", "Rejected", "Superseded"]
 
 
 class ApprovalGrantStatus(_Model):
     """What the operator did with the grant; a rejected grant says why so the approver can fix it."""
 
-    state: GrantState | None = Field(default=None, description="Accepted or Rejected.")
+    state: GrantState | None = Field(
+        default=None,
+        description="Accepted: the decision (an approval or a Deny; reason says which) was counted for the "
+        "proposal it names. Rejected: it decided nothing, and reason and message say what to fix. "
+        "Superseded: it came after the proposal was decided, or the task ended before the approval it "
+        "counted took effect; nothing to fix.",
+    )
     reason: str | None = Field(default=None, max_length=1024, pattern=CONDITION_REASON, description="Why.")
     message: str | None = _optional_text(MESSAGE_CAP, "Details and what to do next.")
     approver: UserRef | None = Field(default=None, description="Who created the grant (authenticated).")
     task_uid: str | None = Field(default=None, max_length=36, description="uid of the task decided.")
     revision: int | None = Field(default=None, ge=1, description="Proposal revision it applied to.")
     decided_at: datetime | None = Field(default=None, description="When the operator decided.")
-    observed_generation: int | None = Field(default=None, ge=0, description="Generation evaluated.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="Generation evaluated; 0 (the schema's default) until judged."
+    )
     executed_at: datetime | None = Field(
         default=None,
         description="When the calls this grant approved were run: from then on it approves nothing, so an "
         "edited task status can never run an approved proposal a second time.",
     )
-    conditions: list[Condition] = _conditions_field()
+    conditions: list[Condition] = _conditions_field(
+        "Accepted (True when the decision was counted; False, with the reason, when it was rejected or "
+        "superseded); Stalled (True when rejected: the approver must act); Superseded (True when overtaken)."
+    )
 
 
 # ----- helpers ---------------------------------------------------------------------------------------------
@@ -457,6 +501,13 @@ def cap(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
     return cap_text(text, limit)[0]
+
+
+def one_line(text: str, limit: int = COLUMN_CAP) -> str:
+    """``text`` with every run of blanks and line breaks made one space, cut to ``limit`` characters with
+    "…": what a printer column can show without breaking the table."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def canonical_json(value: Any) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -39,6 +39,9 @@ class GrantVerdict:
     decision: Decision | None = None
     approved: tuple[str, ...] = ()
     denied: tuple[str, ...] = ()
+    superseded: bool = False
+    """Not accepted because the decision was already taken (or the task ended) without it: nothing for its
+    author to fix, unlike a rejection."""
 
 
 def _reject(reason: str, message: str, decision: Decision | None = None) -> GrantVerdict:
@@ -85,10 +88,12 @@ def grant_matches_proposal(
             decision,
         )
     if proposal is None or phase != "AwaitingApproval":
-        return _reject(
+        return GrantVerdict(
+            False,
             "NotAwaitingApproval",
             f"task {task_name} is {phase or 'Pending'}, not waiting for an approval; nothing was approved",
             decision,
+            superseded=True,
         )
     if spec.plan_hash != proposal.hash:
         return _reject(
@@ -253,25 +258,39 @@ def grant_status(
     generation: int | None,
     now: datetime,
 ) -> ApprovalGrantStatus:
-    """The grant's own status: Accepted or Rejected, with the reason an approver can act on."""
-    state: GrantState = "Accepted" if verdict.accepted else "Rejected"
+    """The grant's own status: Accepted, Rejected or Superseded, with the reason an approver can act on.
+
+    The conditions are what tools read (docs/observability.md): ``Accepted`` for ``kubectl wait``, and
+    ``Stalled`` only on a rejection, so kstatus reads a rejected grant as Failed (its author must act) and an
+    accepted or superseded one as Current. An accepted Deny says in its message that it denied."""
+    state: GrantState = "Accepted" if verdict.accepted else "Superseded" if verdict.superseded else "Rejected"
+    message = verdict.message
+    if verdict.accepted and verdict.decision == "Deny":
+        message = f"Deny accepted: proposal revision {revision} is denied, none of its steps run ({message})"
+
+    def condition(type_: str, status: Literal["True", "False"]) -> Condition:
+        return Condition(
+            type=type_,
+            status=status,
+            reason=verdict.reason,
+            message=message,
+            last_transition_time=now,
+            observed_generation=generation,
+        )
+
+    conditions = [condition("Accepted", "True" if verdict.accepted else "False")]
+    if state == "Rejected":
+        conditions.append(condition("Stalled", "True"))
+    if state == "Superseded":
+        conditions.append(condition("Superseded", "True"))
     return ApprovalGrantStatus(
         state=state,
         reason=verdict.reason,
-        message=verdict.message,
+        message=message,
         approver=approver,
         task_uid=task_uid,
         revision=revision if verdict.accepted else None,
         decided_at=now,
         observed_generation=generation,
-        conditions=[
-            Condition(
-                type="Accepted",
-                status="True" if verdict.accepted else "False",
-                reason=verdict.reason,
-                message=verdict.message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        ],
+        conditions=conditions,
     )

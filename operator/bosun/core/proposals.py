@@ -27,7 +27,7 @@ from bosun.api.models import (
 )
 from bosun.api.models import Usage as UsageModel
 from bosun.core import identity as ids
-from bosun.core.approval import plan_hash
+from bosun.core.approval import already_considered, plan_hash
 from bosun.core.grants import GrantVerdict
 from bosun.core.words import is_true
 
@@ -312,12 +312,39 @@ def annotation_grant(
 
 
 def finished_verdict(task_name: str, phase: str | None) -> GrantVerdict:
-    """The answer to a grant whose task no longer awaits approval."""
+    """The answer to a grant whose task no longer awaits approval: superseded, since the task ended first."""
     return GrantVerdict(
         False,
         "TaskFinished",
         f"AgentTask {task_name} is {phase}: it awaits no approval any more, so this grant approved nothing; "
         "create a new task for new work",
+        superseded=True,
+    )
+
+
+def closing_verdict(grant: Mapping[str, Any], task_name: str, status: AgentTaskStatus) -> GrantVerdict | None:
+    """What a finished task tells one of its grants, or None when the grant's status already holds: a grant
+    never judged is superseded by the end of the task, and so is an accepted approval whose revision never
+    started to run (the task was denied, expired or cancelled while more approvals were awaited), so no
+    grant keeps saying it approves a proposal that will never run."""
+    name = grant["metadata"]["name"]
+    decided = grant.get("status") or {}
+    if not decided.get("state"):
+        return None if already_considered(status, name) else finished_verdict(task_name, status.phase)
+    if decided["state"] != "Accepted" or decided.get("executedAt"):
+        return None
+    if (grant.get("spec") or {}).get("decision") != "Approve":
+        return None
+    revision = decided.get("revision")
+    if any(r.revision == revision and r.started_at is not None for r in status.steps):
+        return None
+    return GrantVerdict(
+        False,
+        "ProposalClosed",
+        f"AgentTask {task_name} ended {status.phase} before the approval this grant counted for revision "
+        f"{revision} took effect; nothing of that revision ran",
+        "Approve",
+        superseded=True,
     )
 
 

@@ -13,8 +13,8 @@ The rules:
 
 - Every namespace the arguments name anywhere must be one of the task's ``targetNamespaces``, and none
   may be the operator's own namespace (that one is refused for reads too: it holds Bosun's credentials).
-- A namespaced object needs a namespace: without one a call reaches every namespace (``k8s_list`` of
-  pods, ``helm_list``, the evictions of ``k8s_drain``), which needs cluster-scope consent.
+- A namespaced object needs a namespace: without one a call reaches every namespace (``k8s_get`` listing
+  pods, ``helm_get`` listing releases, the evictions of ``k8s_drain``), which needs cluster-scope consent.
 - Cluster-scoped objects may be read (RBAC decides); changing one needs cluster-scope consent, which the
   task's spec gives (``cluster_scope``); without it the change is refused. Consent does not widen the
   target namespaces: changing a Namespace object changes that namespace, so it must be a target too.
@@ -148,21 +148,13 @@ Rule = Callable[[Mapping[str, Any]], tuple[Target, ...]]
 
 
 def _one(kind: str | None = None, api_version: str | None = None, *, name: str = "name") -> Rule:
-    """The call reaches one object: of ``kind`` (or its ``kind`` argument) named by argument ``name``."""
+    """The call reaches one object of ``kind`` (or its ``kind`` argument) named by argument ``name``, or
+    every object of that kind in its namespace (in every namespace without one) when it names none."""
 
     def rule(args: Mapping[str, Any]) -> tuple[Target, ...]:
         return (
             Target(kind or _required(args, "kind"), api_version, _text(args, name), _text(args, "namespace")),
         )
-
-    return rule
-
-
-def _all(kind: str | None = None, api_version: str | None = None) -> Rule:
-    """The call reaches every object of a kind in its namespace (in every namespace without one)."""
-
-    def rule(args: Mapping[str, Any]) -> tuple[Target, ...]:
-        return (Target(kind or _required(args, "kind"), api_version, None, _text(args, "namespace")),)
 
     return rule
 
@@ -178,10 +170,6 @@ def _release(args: Mapping[str, Any]) -> tuple[Target, ...]:
             "release", known=HELM_RELEASE, name=_text(args, "release"), namespace=_text(args, "namespace")
         ),
     )
-
-
-def _releases(args: Mapping[str, Any]) -> tuple[Target, ...]:
-    return (Target("release", known=HELM_RELEASE, namespace=_text(args, "namespace")),)
 
 
 def _top(args: Mapping[str, Any]) -> tuple[Target, ...]:
@@ -234,12 +222,20 @@ def _manifest(args: Mapping[str, Any]) -> tuple[Target, ...]:
 
 ROLLOUTS = "rollouts.argoproj.io"
 
+
+def _rollouts_get(args: Mapping[str, Any]) -> tuple[Target, ...]:
+    """A rollout (every rollout without a name), or the experiments or analysis runs of a namespace (its
+    ``name`` then names the rollout that owns them, not one of them)."""
+    owned = {"experiments": "experiments.argoproj.io", "analysis-runs": "analysisruns.argoproj.io"}
+    kind = owned.get(str(args.get("show")))
+    if kind is not None:
+        return (Target(kind, None, None, _text(args, "namespace")),)
+    return _one(ROLLOUTS)(args)
+
+
 RULES: Mapping[str, Rule] = {
     # Kubernetes, read-only
     "k8s_get": _one(),
-    "k8s_list": _all(),
-    "k8s_describe": _one(),
-    "k8s_events": _all("events", "v1"),
     "k8s_logs": _one("pods", "v1"),
     "k8s_top": _top,
     "k8s_api_resources": _none,
@@ -261,24 +257,15 @@ RULES: Mapping[str, Rule] = {
     "k8s_run_pod": _one("pods", "v1"),
     "k8s_exec": _one("pods", "v1"),
     # Helm: releases; the charts' own objects are not checked (see the module docstring)
-    "helm_list": _releases,
-    "helm_status": _release,
-    "helm_history": _release,
-    "helm_get_values": _release,
-    "helm_get_manifest": _release,
-    "helm_show_values": _none,
+    "helm_get": _release,
+    "helm_charts": _none,
     "helm_template": _none,  # renders locally; its namespace argument is still checked
-    "helm_repo_list": _none,
     "helm_install": _release,
     "helm_upgrade": _release,
     "helm_rollback": _release,
     "helm_uninstall": _release,
     # Argo Rollouts
-    "rollouts_list": _all(ROLLOUTS),
-    "rollouts_status": _one(ROLLOUTS),
-    "rollouts_history": _one(ROLLOUTS),
-    "rollouts_experiments": _all("experiments.argoproj.io"),
-    "rollouts_analysis_runs": _all("analysisruns.argoproj.io"),
+    "rollouts_get": _rollouts_get,
     "rollouts_promote": _one(ROLLOUTS),
     "rollouts_pause": _one(ROLLOUTS),
     "rollouts_resume": _one(ROLLOUTS),
@@ -288,13 +275,7 @@ RULES: Mapping[str, Rule] = {
     "rollouts_restart": _one(ROLLOUTS),
     "rollouts_undo": _one(ROLLOUTS),
     # Jenkins acts outside the cluster (its own RBAC check on jenkinsjobs.bosun.dev applies)
-    "jenkins_list_jobs": _none,
-    "jenkins_get_job": _none,
-    "jenkins_get_build": _none,
-    "jenkins_last_builds": _none,
-    "jenkins_console": _none,
-    "jenkins_changesets": _none,
-    "jenkins_whoami": _none,
+    "jenkins_get": _none,
     "jenkins_trigger_build": _none,
     "jenkins_stop_build": _none,
 }

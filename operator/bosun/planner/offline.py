@@ -266,7 +266,7 @@ def _list(text: str, ns: str) -> Intent | None:
     kind = match.group("kind").lower()
     if kind in ("it", "them", "everything", "status", "logs", "log"):
         return None
-    return Intent("k8s_list", {"kind": kind, "namespace": ns}, f"{kind} in namespace {ns}")
+    return Intent("k8s_get", {"kind": kind, "namespace": ns}, f"{kind} in namespace {ns}")
 
 
 def _get(text: str, ns: str) -> Intent | None:
@@ -278,10 +278,11 @@ def _get(text: str, ns: str) -> Intent | None:
     )
     if not match:
         return None
-    verb = match.group("verb").lower()
     kind, name = _kind(match.group("kind"), ""), match.group("name").lower()
-    tool = "k8s_describe" if verb == "describe" else "k8s_get"
-    return Intent(tool, {"kind": kind, "name": name, "namespace": ns}, f"{kind} {name} in namespace {ns}")
+    args = {"kind": kind, "name": name, "namespace": ns}
+    if match.group("verb").lower() == "describe":
+        args["output"] = "describe"
+    return Intent("k8s_get", args, f"{kind} {name} in namespace {ns}")
 
 
 async def plan_offline(ctx: PlanningContext, gateway: ToolGateway) -> PlanResult:

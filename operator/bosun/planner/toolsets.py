@@ -2,8 +2,11 @@
 
 Every model turn pays for its tool definitions again, so they are kept lean: a tool's description is its
 first sentence, its schema loses what tells the model nothing it needs (the full schema still validates the
-arguments before anything runs, see ``ToolGateway.validation_error``), and only the read-only Kubernetes
-tools are offered at first, with the ``load_toolset`` meta-tool to widen the offer from the next turn on.
+arguments before anything runs, see ``ToolGateway.validation_error``), and only the Kubernetes reads most
+requests start with are offered at first, with the ``load_toolset`` meta-tool to widen the offer from the
+next turn on. A toolset, as the model sees it, is a group of the registry (``bosun_tools.registry.group_of``):
+the tools of one kind of request, few enough that a turn with any one toolset loaded stays within
+``TURN_BUDGET``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from bosun_tools.registry import safety_of
+from bosun_tools.registry import group_of
 
 if TYPE_CHECKING:
     from bosun.ports.gateway import ToolGateway
@@ -21,14 +24,26 @@ LOAD_TOOLSET = "load_toolset"
 """Meta-tool the planner answers itself: it widens the tools offered from the next model turn on."""
 
 DEFAULT_TOOLSETS: tuple[str, ...] = ("kubernetes",)
-"""The default turn offers read-only Kubernetes tools only; the rest loads on demand."""
+"""The default turn offers the Kubernetes reads most requests start with; the rest loads on demand."""
 
 TOOLSET_BLURBS = {
-    "kubernetes-write": "Kubernetes changes (scale, patch, apply, restart, undo, delete, ...)",
-    "helm": "Helm releases",
-    "rollouts": "Argo Rollouts",
-    "jenkins": "Jenkins jobs and builds",
+    "workloads": "scale, set image, restart",
+    "rollback": "rollout status, history, undo",
+    "objects": "apply, patch, delete, api resources",
+    "cluster": "cordon, drain, top, can-i",
+    "pods": "run, exec, job from cronjob",
+    "helm": "releases, charts, rollback, uninstall",
+    "helm-install": "template, install, upgrade",
+    "rollouts": "Argo: status, promote, abort, retry",
+    "rollouts-update": "pause, resume, set image, restart, undo",
+    "jenkins": "jobs, builds, trigger, stop",
 }
+"""What loading each toolset offers, as ``load_toolset`` describes it (a unit test holds every toolset of
+the registry to a blurb)."""
+
+TURN_BUDGET = 3_000
+"""JSON characters of tool definitions one model turn may carry: the default turn, and the default turn
+with any one toolset loaded (a unit test holds every configuration to it)."""
 
 _SCHEMA_NOISE = frozenset(
     {
@@ -38,28 +53,27 @@ _SCHEMA_NOISE = frozenset(
         "$defs",
         "definitions",
         "pattern",
+        "patternProperties",
+        "propertyNames",
         "minLength",
         "maxLength",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
         "format",
         "examples",
+        "default",
     }
 )
 _DESCRIPTION_CAP = 160
 _PARAM_DESCRIPTION_CAP = 90
 
 
-def toolset_of(tool: str) -> str:
-    """The on-demand group a tool belongs to; Kubernetes splits into read-only and write."""
-    safety = safety_of(tool)
-    if safety.toolset == "kubernetes" and not safety.read_only:
-        return "kubernetes-write"
-    return safety.toolset
-
-
 def _first_sentence(text: str, cap: int) -> str:
     """Models need to know what a tool is for, not its manual: one sentence, bounded."""
     flat = " ".join(text.split())
-    match = re.match(r"(.+?[.!?])(\s|$)", flat)
+    match = re.match(r"(.+?[.!?])(\s+[A-Z]|$)", flat)
     sentence = match.group(1) if match else flat
     return sentence if len(sentence) <= cap else sentence[: cap - 1].rstrip() + "…"
 
@@ -67,9 +81,9 @@ def _first_sentence(text: str, cap: int) -> str:
 def lean_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON schema without what costs tokens and tells the model nothing it needs.
 
-    Titles, ``additionalProperties``, string patterns and lengths go (arguments are still validated against
-    the full schema before anything runs, and errors are fed back); ``anyOf [T, null]`` becomes ``T``;
-    ``$ref`` is inlined; null defaults go; descriptions keep their first sentence.
+    Titles, ``additionalProperties``, defaults, string patterns and lengths, number and list bounds go
+    (arguments are still validated against the full schema before anything runs, and errors are fed back);
+    ``anyOf [T, null]`` becomes ``T``; ``$ref`` is inlined; descriptions keep their first sentence.
     """
     defs: Mapping[str, Any] = schema.get("$defs", schema.get("definitions", {}))
 
@@ -97,7 +111,7 @@ def lean_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
                 node = {**resolve(concrete[0], seen), **rest}
         out: dict[str, Any] = {}
         for key, item in node.items():
-            if key in _SCHEMA_NOISE or (key == "default" and item is None):
+            if key in _SCHEMA_NOISE:
                 continue
             if key == "description" and isinstance(item, str):
                 out[key] = _first_sentence(item, _PARAM_DESCRIPTION_CAP)
@@ -116,8 +130,8 @@ def lean_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def offered_toolsets(gateway: ToolGateway) -> list[str]:
-    """The on-demand groups the tool server actually offers, default first."""
-    groups = {toolset_of(name) for name in await gateway.input_schemas()}
+    """The toolsets the tool server actually offers, default first."""
+    groups = {group_of(name) for name in await gateway.input_schemas()}
     return sorted(groups, key=lambda g: (g not in DEFAULT_TOOLSETS, g))
 
 
@@ -136,20 +150,20 @@ async def openai_tools(gateway: ToolGateway, toolsets: Iterable[str]) -> list[di
             },
         }
         for name, schema in sorted(schemas.items())
-        if toolset_of(name) in wanted
+        if group_of(name) in wanted
     ]
     more = [g for g in await offered_toolsets(gateway) if g not in wanted]
     if more:
-        offered = "; ".join(f"{g}: {TOOLSET_BLURBS.get(g, g)}" for g in more)
+        offered = "; ".join(f"{g} ({TOOLSET_BLURBS.get(g, g)})" for g in more)
         definitions.append(
             {
                 "type": "function",
                 "function": {
                     "name": LOAD_TOOLSET,
-                    "description": f"Offer more tools from your next turn. {offered}.",
+                    "description": f"Offer more tools from your next turn: {offered}.",
                     "parameters": {
                         "type": "object",
-                        "properties": {"toolset": {"type": "string", "enum": more}},
+                        "properties": {"toolset": {"type": "string"}},
                         "required": ["toolset"],
                     },
                 },

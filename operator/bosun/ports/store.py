@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,9 +112,19 @@ class Store:
     async def list_grants(self, namespace: str) -> list[dict[str, Any]]:
         listing = await self.kube.list(await self.grants(), namespace)
         items: list[dict[str, Any]] = listing.get("items", [])
-        return sorted(
-            items, key=lambda g: (g["metadata"].get("creationTimestamp", ""), g["metadata"]["name"])
-        )
+        return sorted(items, key=_grant_order)
+
+    async def get_grants(self, namespace: str, names: Iterable[str]) -> list[dict[str, Any]]:
+        """The named grants as stored now, in creation order (deleted ones left out). A GET by name is a
+        quorum read of one object; a LIST right after a write waits for the watch cache to catch up."""
+        found = []
+        for name in names:
+            try:
+                found.append(await self.kube.get(await self.grants(), name, namespace))
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+        return sorted(found, key=_grant_order)
 
     async def write_grant_status(self, namespace: str, name: str, status: ApprovalGrantStatus) -> None:
         await self.kube.patch(
@@ -244,3 +255,8 @@ class Store:
                         continue
                     raise
         return missing
+
+
+def _grant_order(grant: Mapping[str, Any]) -> tuple[str, str]:
+    """Grants are judged in the order they were created (ties by name)."""
+    return grant["metadata"].get("creationTimestamp", ""), grant["metadata"]["name"]

@@ -20,8 +20,14 @@ from bosun.core import identity as ids
 from bosun.core.approval import Tally, already_considered, apply_verdict, tally
 from bosun.core.approval_policy import ApprovalPolicy
 from bosun.core.grants import GrantVerdict, approval_hint, grant_status, judge_grant, parse_timestamp
-from bosun.core.phases import is_final, with_condition
-from bosun.core.proposals import annotation_grant, annotation_refusal, finished_verdict, skip_remaining
+from bosun.core.phases import approvals_pending, is_final
+from bosun.core.proposals import (
+    annotation_grant,
+    annotation_refusal,
+    closing_verdict,
+    finished_verdict,
+    skip_remaining,
+)
 from bosun.steps.task import Deps, Task
 
 
@@ -157,14 +163,8 @@ async def _record_decision(
             f"{policy.required_approvals - len(counted)} more needed: "
             + approval_hint(task.namespace, excluded)
         )
-        task.status = with_condition(
-            task.status,
-            "Approved",
-            "False",
-            "ApprovalsPending",
-            waiting,
-            generation=task.generation,
-            now=now,
+        task.status = approvals_pending(
+            task.status, outcome.progress(), waiting, generation=task.generation, now=now
         )
         task.note("Normal", "ApprovalCounted", f"{who} approved (grant {grant_name}): {waiting}")
         await task.write()
@@ -185,15 +185,16 @@ async def _record_decision(
 
 
 async def close_grants(task: Task) -> None:
-    """Once a task is finished, the grants it never considered are answered, not left without a status."""
+    """Once a task is finished, the grants it never considered are answered, not left without a status, and
+    approvals it counted that never took effect say they are superseded (``closing_verdict``)."""
     if not is_final(task.status):
         return
     for grant in await task.grants():
-        name = grant["metadata"]["name"]
-        if (grant.get("status") or {}).get("state") or already_considered(task.status, name):
+        verdict = closing_verdict(grant, task.name, task.status)
+        if verdict is None:
             continue
         with contextlib.suppress(KubeError):
-            await _reject_grant(task.deps, grant, finished_verdict(task.name, task.status.phase), task.uid)
+            await _reject_grant(task.deps, grant, verdict, task.uid)
 
 
 async def task_of_grant(grant: dict[str, Any], deps: Deps) -> tuple[str, str, str] | None:

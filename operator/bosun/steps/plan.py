@@ -30,6 +30,7 @@ from bosun.api.models import (
     StepRecord,
     canonical_json,
     cap,
+    one_line,
 )
 from bosun.core import identity as ids
 from bosun.core.approval import plan_hash
@@ -44,10 +45,18 @@ INVESTIGATION_ARGS_CAP = 1024
 
 
 async def start(task: Task) -> bool:
-    """Pending -> Planning, stamping the requester; False when the task cannot start."""
+    """Pending -> Planning, stamping the requester; False when the task cannot start (written at once).
+    Nothing has run yet, so a crash before the first write only means the task is started again."""
     deps = task.deps
     requester = task.requester_ref
-    status = task.status.model_copy(update={"started_at": deps.now(), "iteration": 1, "requester": requester})
+    status = task.status.model_copy(
+        update={
+            "started_at": deps.now(),
+            "iteration": 1,
+            "requester": requester,
+            "request_preview": one_line(task.spec.request),
+        }
+    )
     task.status = status
     if requester is None:
         await task.move(
@@ -74,7 +83,13 @@ async def start(task: Task) -> bool:
     if refusal is not None:
         await task.move("Failed", "RequesterNotImpersonable", refusal, "Warning")
         return False
-    await task.move("Planning", "Planning", f"planning the request of {requester.user}")
+    planning = f"planning the request of {requester.user}"
+    if task.spec.replay_of or deps.config.model_for(task.spec.model) is None:
+        # The offline planner and a replay answer in milliseconds: Planning is written with its outcome.
+        # A model may think for minutes, so people see Planning at once.
+        task.stage("Planning", "Planning", planning)
+    else:
+        await task.move("Planning", "Planning", planning)
     return True
 
 
@@ -90,6 +105,7 @@ async def plan(task: Task) -> None:
         result = await _replay(task, ctx.acting)
     else:
         result = await propose_plan(ctx, deps.gateway, deps.config.model_for(task.spec.model))
+    task.previewed = task.previewed or may_have_sealed(result)
     status = add_usage(task.status, result.usage)
     status = status.model_copy(
         update={"steps": [*status.steps, *investigation_records(result, status.iteration, deps.now())]}
@@ -165,12 +181,12 @@ async def _propose(task: Task, result: PlanResult, execution: ExecutionChoice) -
         }
     )
     steps_text = "; ".join(f"{s.id}: {s.tool} {canonical_json(s.args)}" for s in proposal.steps)
-    task.note("Normal", "Planned", f"revision {revision}: {len(proposal.steps)} step(s): {steps_text}")
     running_as = f"; approved calls run as {execution.identity.user}" if execution.service_account else ""
     await task.move(
         "AwaitingApproval",
         "ApprovalRequired",
-        f"proposal revision {revision} ({proposal.hash}) awaits approval: {steps_text}. Approve with "
+        f"proposal revision {revision} ({proposal.hash}), {len(proposal.steps)} step(s), awaits approval: "
+        f"{steps_text}. Approve with "
         f"`kubectl annotate agenttask {task.name} approve=true` or an ApprovalGrant with planHash "
         f"{proposal.hash}{running_as}",
     )
@@ -269,6 +285,14 @@ def refused_changes(result: PlanResult) -> list[str]:
         for item in result.investigation
         if not item.ok and is_registered(item.tool) and not safety_of(item.tool).read_only
     ]
+
+
+def may_have_sealed(result: PlanResult) -> bool:
+    """Whether a planning pass may have previewed a change, and so sealed its secret values in a holding
+    Secret: any pass that did not end as a plain answer (or a request the planner does not support). A
+    change withdrawn from a plan was previewed, but its turn held a refused change, which the answer
+    carries."""
+    return result.outcome not in ("answer", "unsupported") or bool(result.steps or refused_changes(result))
 
 
 def investigation_records(result: PlanResult, iteration: int, now: datetime) -> list[StepRecord]:

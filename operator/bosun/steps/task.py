@@ -2,8 +2,10 @@
 
 ``Task`` holds the object as the API server last returned it and writes its status, conditionally on
 that version, together with the Events that report the change. The lookups below (who executes, which
-policy applies, which grants exist) are read again in every phase rather than remembered, because the
-Namespaces and grants they come from may change while a task waits.
+policy applies, which grants exist) are looked up again in every phase rather than remembered, because the
+Namespaces and grants they come from may change while a task waits: Namespace annotations from the
+operator's watch of Namespaces (as fresh as the watch, no request), grants by name from the watch of
+grants and then each read fresh, because whether a grant is spent must never come from a cache.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +50,28 @@ WRITE_ATTEMPTS = 5
 Rebase = Callable[[AgentTaskStatus], AgentTaskStatus | None]
 """Re-applies one change to a freshly read status after a conflict; None when it no longer applies."""
 
+PhaseObserver = Callable[[Mapping[str, Any], AgentTaskStatus], None]
+"""Told the task as stored (body, status) after a status write that changed the phase or wrote a new
+proposal: only the one writer whose conditional write made the change is told, and reading a task tells
+nobody (``bosun.notify`` builds its guarantee on this). Must neither raise nor wait."""
+
+
+def _milestone(body: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What observers are told about when it changes: the phase, and the proposal's hash."""
+    status = body.get("status") or {}
+    return status.get("phase"), (status.get("proposal") or {}).get("hash")
+
+
+@dataclass(frozen=True)
+class Watched:
+    """kopf's in-memory indexes, filled by the operator's watches before any handler runs.
+
+    ``namespace_annotations``: Namespace name -> its ``bosun.dev/`` annotations (one entry per Namespace).
+    ``grant_names``: (namespace, task name) -> the names of the ApprovalGrants naming that task."""
+
+    namespace_annotations: Mapping[str, Collection[Mapping[str, str]]]
+    grant_names: Mapping[tuple[str, str], Collection[str]]
+
 
 @dataclass
 class Deps:
@@ -59,9 +83,18 @@ class Deps:
     operator_identity: Identity | None
     identity_trusted: bool
     now: Callable[[], datetime] = utcnow
+    watched: Watched | None = None
+    """What the operator's watches know (None outside kopf, e.g. in tests: then everything is read)."""
+    phase_observers: tuple[PhaseObserver, ...] = ()
+    """Told of every phase change this process writes (the notifications, ``bosun.notify``)."""
+    slots: asyncio.Semaphore = field(init=False)
+    """``config.parallel_tasks`` reconciles at once, the rest wait (see ``OperatorConfig.parallel_tasks``)."""
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     """One lock per task UID, kept only while a reconcile holds or awaits it: held weakly, so a finished
     or deleted task leaves no lock behind in a long-running operator."""
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.config.parallel_tasks)
 
     @contextlib.asynccontextmanager
     async def locked(self, uid: str, *, wait: bool = True) -> AsyncIterator[bool]:
@@ -90,6 +123,9 @@ class Task:
     deps: Deps
     unsent: list[PendingEvent] = field(default_factory=list)
     """Events noted since the last write; the next write records them, then they are posted."""
+    previewed: bool = False
+    """A planning pass of this reconcile previewed changes, so holding Secrets may have sealed values of
+    them even when nothing was proposed (a plan too large)."""
 
     @property
     def name(self) -> str:
@@ -162,6 +198,7 @@ class Task:
             written = wanted.model_copy(
                 update={"observed_generation": self.generation, "pending_events": events}
             )
+            was = _milestone(self.body)
             try:
                 body = await deps.store.write_task_status(
                     self.namespace, self.name, written, str(self.body["metadata"]["resourceVersion"])
@@ -181,6 +218,9 @@ class Task:
                 continue
             self.adopt(body)
             self.unsent = []
+            if _milestone(body) != was:
+                for observe in deps.phase_observers:
+                    observe(self.body, self.status)
             await self.post_pending()
             return self.status
         raise TaskConflict(f"agenttask {self.namespace}/{self.name} kept changing; starting over")
@@ -213,10 +253,16 @@ class Task:
             )
         self.status = self.status.model_copy(update={"pending_events": []})
 
-    async def move(self, to: TaskPhase, reason: str, message: str, event_type: str = "Normal") -> None:
+    def stage(self, to: TaskPhase, reason: str, message: str) -> None:
+        """Enter phase ``to`` without writing it: the next write records the phase that follows. For a
+        phase that lasts milliseconds, one status write (one row in ``kubectl get -w``) and one Event
+        instead of two of each."""
         self.status = transition(
             self.status, to, reason=reason, message=message, generation=self.generation, now=self.deps.now()
         )
+
+    async def move(self, to: TaskPhase, reason: str, message: str, event_type: str = "Normal") -> None:
+        self.stage(to, reason, message)
         self.note(event_type, reason, message)
         await self.write()
 
@@ -230,11 +276,14 @@ class Task:
     # ----- looked up again in every phase -----------------------------------------------------------------
 
     async def namespace_annotations(self) -> dict[str, dict[str, str]]:
-        """The Namespace annotations of the task's namespace and of every namespace it may change."""
-        store = self.deps.store
-        return {
-            ns: await store.namespace_annotations(ns) for ns in dict.fromkeys([self.namespace, *self.targets])
-        }
+        """The Namespace annotations of the task's namespace and of every namespace it may change: from the
+        watch of Namespaces, or read when the watch has not seen one (not yet, or it does not exist)."""
+        store, watched = self.deps.store, self.deps.watched
+        found: dict[str, dict[str, str]] = {}
+        for ns in dict.fromkeys([self.namespace, *self.targets]):
+            seen = watched.namespace_annotations.get(ns) if watched is not None else None
+            found[ns] = dict(next(iter(seen))) if seen else await store.namespace_annotations(ns)
+        return found
 
     async def execution(self) -> ExecutionChoice:
         """Who runs the approved calls, decided again in every phase from the Namespaces' current settings."""
@@ -275,8 +324,13 @@ class Task:
 
     async def grants(self) -> list[dict[str, Any]]:
         """The ApprovalGrants naming this task, read fresh: whether a grant is spent (``executedAt``) must
-        never come from a cache, or a spent grant could approve again."""
-        return grants_for(await self.deps.store.list_grants(self.namespace), self.name)
+        never come from a cache, or a spent grant could approve again. The watch of grants only says which
+        to read; a grant it has not seen yet is judged when its own event wakes the task."""
+        store, watched = self.deps.store, self.deps.watched
+        if watched is None:
+            return grants_for(await store.list_grants(self.namespace), self.name)
+        names = watched.grant_names.get((self.namespace, self.name)) or ()
+        return grants_for(await store.get_grants(self.namespace, sorted(names)), self.name) if names else []
 
     async def grant_facts(self, grant: dict[str, Any]) -> GrantFacts:
         """Who decided a grant (as admission stamped it) and, for annotation approvals, RBAC's answer."""

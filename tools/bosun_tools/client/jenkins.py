@@ -286,8 +286,8 @@ class JenkinsClient:
             raise ToolError(f"Forbidden: Jenkins refused {what} (HTTP 403): {detail}")
         if status == 404:
             raise ToolError(
-                f"{what}: not found in Jenkins; list jobs with jenkins_list_jobs and builds with "
-                "jenkins_last_builds"
+                f"{what}: not found in Jenkins; list jobs with jenkins_get and builds with "
+                "jenkins_get show=builds"
             )
         raise ToolError(f"Jenkins answered HTTP {status} for {what}: {detail}")
 

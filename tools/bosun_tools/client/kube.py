@@ -18,7 +18,7 @@ import json as jsonlib
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -33,6 +33,10 @@ from bosun_tools.identity import Identity
 DEFAULT_TIMEOUT = 30.0
 # client-go re-reads a kubeconfig ``tokenFile`` once a minute: a rotated token is used without a restart.
 TOKEN_FILE_PERIOD = 60.0
+HEADER_REUSE_SECONDS = 1.0
+WATCH_SECONDS = 300
+"""How long the API server keeps one watch open (kubectl's own watches get 30-60 min); a watcher then
+watches again from where it was, so a connection that died silently is noticed within this time."""
 
 PatchType = Literal["merge", "strategic", "json", "apply"]
 _PATCH_CONTENT_TYPES: dict[str, str] = {
@@ -72,7 +76,10 @@ class Credentials:
     credentials once so the request can be retried (a plugin's token may be revoked before it expires).
 
     Loaders and plugins do blocking file and process I/O, so they run in a worker thread, one at a time:
-    concurrent requests that all got a 401 for the same token cause one reload, not one each.
+    concurrent requests that all got a 401 for the same token cause one reload, not one each. A header
+    obtained that way is used for ``HEADER_REUSE_SECONDS`` without asking the hooks again: a hop to a
+    worker thread per request costs more CPU than the request itself, and a token that expires within
+    that second is answered 401, which reloads the credentials and retries.
     """
 
     def __init__(
@@ -81,14 +88,24 @@ class Credentials:
         reload: Callable[[Any], None] | None = None,
         *,
         reread_every: float | None = None,
+        namespace: str | None = None,
+        acting_as: Identity | None = None,
     ) -> None:
         """``configuration`` is already loaded; ``reload`` loads it again (it is the loader's
-        ``load_and_set``), and runs every ``reread_every`` seconds when that is set."""
+        ``load_and_set``), and runs every ``reread_every`` seconds when that is set. ``namespace`` and
+        ``acting_as`` are what a kubeconfig context says beyond credentials (see ``from_kubeconfig``)."""
         self.configuration = configuration
+        self.namespace = namespace
+        """The namespace the kubeconfig's context names: kubectl's default when no ``-n`` is given."""
+        self.acting_as = acting_as
+        """The user entry's ``as``/``as-groups``, which kubectl impersonates. A client made from these
+        credentials does not: a command line client applies it with ``KubeClient.impersonating``."""
         self._reload = reload
         self._reread_every = reread_every if reload is not None else None
         self._next_reread = time.monotonic() + (reread_every or 0.0)
         self._lock = asyncio.Lock()
+        self._reused: tuple[float, str | None] | None = None
+        """(until when, header): the header last obtained from the loaders."""
 
     @classmethod
     def from_kubeconfig(
@@ -110,11 +127,19 @@ class Credentials:
         configuration = k8s_client.Configuration()
         loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
         # Only a tokenFile needs a timer: the hooks refresh what expires, and a static token never changes.
-        user_name = loader.current_context["context"].get("user")
+        chosen = loader.current_context["context"]
+        user_name = chosen.get("user")
         entry = merged["users"].get_with_name(user_name, safe=True) if user_name else None
         user = (entry.safe_get("user") if entry is not None else None) or {}
         period = token_file_period if user.get("tokenFile") else None
-        return cls(configuration, loader.load_and_set, reread_every=period)
+        acting_as = Identity(user["as"], tuple(user.get("as-groups") or ())) if user.get("as") else None
+        return cls(
+            configuration,
+            loader.load_and_set,
+            reread_every=period,
+            namespace=chosen.get("namespace") or None,
+            acting_as=acting_as,
+        )
 
     @classmethod
     def in_cluster(
@@ -139,12 +164,20 @@ class Credentials:
 
     async def authorization(self) -> str | None:
         """The header for the next request, refreshed first if it is due."""
-        return await self._locked(self._current)
+        reused = self._reused
+        if reused is not None and time.monotonic() < reused[0]:
+            return reused[1]
+        header = await self._locked(self._current)
+        self._reused = (time.monotonic() + HEADER_REUSE_SECONDS, header)
+        return header
 
     async def renewed(self, rejected: str | None) -> str | None:
         """After the API server answered 401 to ``rejected``: the credentials loaded again (unless another
         request already did that), or None when they are unchanged and a retry would be refused too."""
-        return await self._locked(functools.partial(self._renew, rejected))
+        self._reused = None
+        renewed = await self._locked(functools.partial(self._renew, rejected))
+        self._reused = None  # asked again by the next request, which sees what the reload brought
+        return renewed
 
     async def _locked(self, work: Callable[[], str | None]) -> str | None:
         async with self._lock:
@@ -298,7 +331,10 @@ class KubeClient:
             base_url=credentials.host,
             verify=ctx,
             timeout=httpx.Timeout(DEFAULT_TIMEOUT),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+            # Kept-alive connections as many as reconciles run at once (BOSUN_PARALLEL_TASKS): fewer made
+            # a new TLS handshake for most requests at full load, more cost a readability check of every
+            # idle connection per request.
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         )
         return cls(_Shared(credentials=credentials, ssl_context=ctx, http=http))
 
@@ -355,31 +391,10 @@ class KubeClient:
         if self.dry_run and method.upper() in WRITE_METHODS:
             params, json = _as_dry_run(params, json)
         content = jsonlib.dumps(json).encode() if json is not None else None
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
         limit = timeout if timeout is not None else DEFAULT_TIMEOUT
-
-        async def send(authorization: str | None) -> httpx.Response:
-            headers = self.headers(authorization, accept)
-            if content is not None:
-                headers["Content-Type"] = content_type or "application/json"
-            try:
-                return await self._shared.http.request(
-                    method, path, params=clean, content=content, headers=headers, timeout=limit
-                )
-            except httpx.TimeoutException as exc:
-                raise KubeError(504, "Timeout", f"{method} {path} got no answer within {limit:g}s") from exc
-            except httpx.TransportError as exc:
-                raise KubeError(
-                    503, "ServiceUnavailable", f"cannot reach the API server at {credentials.host}: {exc}"
-                ) from exc
-
-        credentials = self._shared.credentials
-        authorization = await credentials.authorization()
-        response = await send(authorization)
-        if response.status_code == 401:
-            renewed = await credentials.renewed(authorization)
-            if renewed is not None:
-                response = await send(renewed)
+        response = await self._send(
+            method, path, params, content, content_type, accept, httpx.Timeout(limit), stream=False
+        )
         if response.status_code >= 400:
             raise _status_error(response, method, path)
         if raw:
@@ -387,6 +402,98 @@ class KubeClient:
         if not response.content:
             return {}
         return response.json()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        content: bytes | None,
+        content_type: str | None,
+        accept: str,
+        timeouts: httpx.Timeout,
+        *,
+        stream: bool,
+    ) -> httpx.Response:
+        """Send one request as this client; a 401 answer is sent once more with renewed credentials.
+        With ``stream`` the body is left unread for the caller, who must close the response."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        credentials = self._shared.credentials
+        http = self._shared.http
+
+        async def send(authorization: str | None) -> httpx.Response:
+            headers = self.headers(authorization, accept)
+            if content is not None:
+                headers["Content-Type"] = content_type or "application/json"
+            request = http.build_request(
+                method, path, params=clean, content=content, headers=headers, timeout=timeouts
+            )
+            try:
+                return await http.send(request, stream=stream)
+            except httpx.TimeoutException as exc:
+                raise KubeError(
+                    504, "Timeout", f"{method} {path} got no answer within {timeouts.read or 0:g}s"
+                ) from exc
+            except httpx.TransportError as exc:
+                raise KubeError(
+                    503, "ServiceUnavailable", f"cannot reach the API server at {credentials.host}: {exc}"
+                ) from exc
+
+        authorization = await credentials.authorization()
+        response = await send(authorization)
+        if response.status_code == 401:
+            renewed = await credentials.renewed(authorization)
+            if renewed is not None:
+                await response.aclose()
+                response = await send(renewed)
+        return response
+
+    async def watch(
+        self,
+        info: ResourceInfo,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        field_selector: str | None = None,
+        timeout_seconds: int = WATCH_SECONDS,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """The changes to ``info`` objects after ``resource_version`` (take a list's, so that nothing
+        between the list and the watch is missed), as the API server streams them: ``{"type": ADDED,
+        MODIFIED, DELETED or BOOKMARK, "object": ...}``. It ends when the server closes the watch, after
+        ``timeout_seconds``; watch again from the last ``resourceVersion`` seen. An ERROR event raises
+        KubeError (410 Gone: that version is too old, list again). Close it with ``contextlib.aclosing``
+        when stopping early."""
+        path = info.path(namespace)
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "fieldSelector": field_selector,
+            "timeoutSeconds": timeout_seconds,
+        }
+        # No event may come for the whole watch: wait for the server's end of it, with a margin.
+        silence = httpx.Timeout(DEFAULT_TIMEOUT, read=timeout_seconds + DEFAULT_TIMEOUT)
+        response = await self._send("GET", path, params, None, None, "application/json", silence, stream=True)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _status_error(response, "GET", path)
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                event: dict[str, Any] = jsonlib.loads(line)
+                if event.get("type") == "ERROR":
+                    failure = event.get("object") or {}
+                    raise KubeError(
+                        int(failure.get("code") or 500),
+                        str(failure.get("reason") or "Error"),
+                        str(failure.get("message") or f"the watch of {path} failed"),
+                    )
+                yield event
+        except httpx.TransportError as exc:  # the connection broke or went silent mid-watch
+            raise KubeError(503, "ServiceUnavailable", f"the watch of {path} broke off: {exc}") from exc
+        finally:
+            await response.aclose()
 
     # ----- discovery ----------------------------------------------------------------------------------
 

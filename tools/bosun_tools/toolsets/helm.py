@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from fastmcp.exceptions import ToolError
@@ -37,17 +37,13 @@ from bosun_tools.settings import HelmSettings
 # names of the release's Secrets).
 RELEASE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 ReleaseName = Annotated[str, Field(pattern=RELEASE_PATTERN, min_length=1, max_length=53)]
-ChartRef = Annotated[
-    str,
-    Field(
-        pattern=r"^[A-Za-z0-9_./][A-Za-z0-9_./-]*$",
-        max_length=256,
-        description="A configured chart name, or repo/chart from a configured repository",
-    ),
-]
+ChartRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./][A-Za-z0-9_./-]*$", max_length=256)]
+"""A configured local chart, or ``repo/chart`` of a configured repository (``helm_charts`` lists them)."""
 ChartVersion = Annotated[str, Field(pattern=r"^v?[0-9]+(\.[0-9]+){0,2}([-+][0-9A-Za-z.-]+)?$", max_length=64)]
 Revision = Annotated[int, Field(ge=1, le=1_000_000)]
-Values = Annotated[dict[str, Any], Field(description="Chart values (nested), as in a values.yaml file")]
+ReleaseView = Literal["status", "history", "values", "all-values", "manifest"]
+Values = dict[str, Any]
+"""Chart values, nested as in a values.yaml file."""
 
 
 def helm_error(exc: HelmFailed, action: str, identity: Identity | None) -> ToolError:
@@ -58,9 +54,7 @@ def helm_error(exc: HelmFailed, action: str, identity: Identity | None) -> ToolE
     if "forbidden" in lowered:
         return ToolError(f"Forbidden: {action} as {who}: {message}; the requester needs RBAC rights for it")
     if "not found" in lowered:
-        return ToolError(
-            f"NotFound: {action}: {message}; check the release name and namespace with helm_list"
-        )
+        return ToolError(f"NotFound: {action}: {message}; check the release name and namespace with helm_get")
     return ToolError(f"{action} failed: {message}")
 
 
@@ -220,12 +214,37 @@ def _output(
 
 
 @bosun_tool(toolset="helm", read_only=True, timeout=60)
-async def helm_list(namespace: Namespace | None = None, all_statuses: bool = False) -> ToolOutput:
-    """List Helm releases in a namespace (all namespaces when omitted)."""
-    args = ["list", "-o", "json", "--max", "500"]
+async def helm_get(
+    release: ReleaseName | None = None,
+    namespace: Namespace | None = None,
+    show: ReleaseView = "status",
+    revision: Revision | None = None,
+) -> ToolOutput:
+    """List releases without release, or show one's status, history, values (all-values: computed too) or
+    manifest.
+
+    A list shows releases of every status (``helm list --all``) and a history every kept revision, so
+    neither needs an argument of its own."""
+    if release is None:
+        if show != "status" or revision is not None:
+            raise ToolError(f"show={show} and revision need a release; without one, releases are listed")
+        return await _list_releases(namespace)
+    if namespace is None:
+        raise ToolError(f"Helm release {release}: pass its namespace")
+    if show == "status":
+        return await _status(release, namespace, revision)
+    if show == "history":
+        if revision is not None:
+            raise ToolError("a history shows every revision; revision picks one for status, values, manifest")
+        return await _history_table(release, namespace)
+    if show == "manifest":
+        return await _manifest(release, namespace, revision)
+    return await _values(release, namespace, revision, all_values=show == "all-values")
+
+
+async def _list_releases(namespace: str | None) -> ToolOutput:
+    args = ["list", "-o", "json", "--all", "--max", "500"]
     args += ["-n", namespace] if namespace else ["--all-namespaces"]
-    if all_statuses:
-        args.append("--all")
     where = f"namespace {namespace}" if namespace else "any namespace"
     releases = await _json(args, f"helm list in {where}") or []
     if not releases:
@@ -249,11 +268,8 @@ async def helm_list(namespace: Namespace | None = None, all_statuses: bool = Fal
     return _output(text, data=data)
 
 
-@bosun_tool(toolset="helm", read_only=True, timeout=60)
-async def helm_status(
-    release: ReleaseName, namespace: Namespace, revision: Revision | None = None
-) -> ToolOutput:
-    """Show a Helm release's status: revision, chart, deploy time, description and notes."""
+async def _status(release: str, namespace: str, revision: int | None) -> ToolOutput:
+    """A release's revision, chart, deploy time, description, resources and notes."""
     args = ["status", release, "-n", namespace, "-o", "json"]
     if revision is not None:
         args += ["--revision", str(revision)]
@@ -281,15 +297,7 @@ async def helm_status(
     return _output("\n".join(lines), data=facts)
 
 
-@bosun_tool(toolset="helm", read_only=True, timeout=60)
-async def helm_history(
-    release: ReleaseName, namespace: Namespace, max_revisions: Annotated[int, Field(ge=1, le=100)] = 10
-) -> ToolOutput:
-    """Show the revision history of a Helm release."""
-    entries = await _json(
-        ["history", release, "-n", namespace, "-o", "json", "--max", str(max_revisions)],
-        f"helm history {release} in namespace {namespace}",
-    )
+async def _history_table(release: str, namespace: str) -> ToolOutput:
     rows = [
         [
             str(e["revision"]),
@@ -299,7 +307,7 @@ async def helm_history(
             e.get("app_version") or "",
             e.get("description", ""),
         ]
-        for e in entries or []
+        for e in await _history(release, namespace)
     ]
     text = table([["REVISION", "UPDATED", "STATUS", "CHART", "APP VERSION", "DESCRIPTION"], *rows])
     data = {
@@ -310,11 +318,8 @@ async def helm_history(
     return _output(text, data=data)
 
 
-@bosun_tool(toolset="helm", read_only=True, timeout=60)
-async def helm_get_values(
-    release: ReleaseName, namespace: Namespace, revision: Revision | None = None, all_values: bool = False
-) -> ToolOutput:
-    """Show the values of a Helm release (user-supplied, or all computed values)."""
+async def _values(release: str, namespace: str, revision: int | None, *, all_values: bool) -> ToolOutput:
+    """The values a release was given, or with ``all_values`` every computed value (Secret-like redacted)."""
     args = ["get", "values", release, "-n", namespace, "-o", "json"]
     if revision is not None:
         args += ["--revision", str(revision)]
@@ -325,16 +330,12 @@ async def helm_get_values(
     return _output(text, data={"release": release, "namespace": namespace})
 
 
-@bosun_tool(toolset="helm", read_only=True, timeout=60)
-async def helm_get_manifest(
-    release: ReleaseName, namespace: Namespace, revision: Revision | None = None
-) -> ToolOutput:
-    """Show the Kubernetes manifests of a Helm release (Secret values redacted)."""
+async def _manifest(release: str, namespace: str, revision: int | None) -> ToolOutput:
     manifest = await deployed_manifest(release, namespace, revision)
     if manifest is None:
         raise ToolError(
             f"NotFound: Helm release {release} not found in namespace {namespace}; "
-            "list releases with helm_list"
+            "list releases with helm_get without a release"
         )
     return _output(
         redact_manifest(manifest),
@@ -343,17 +344,28 @@ async def helm_get_manifest(
 
 
 @bosun_tool(toolset="helm", read_only=True, timeout=90)
-async def helm_show_values(chart: ChartRef, version: ChartVersion | None = None) -> ToolOutput:
-    """Show the default values of a configured chart."""
-    run = await _helm(
-        ["show", "values", *chart_args(_settings(), chart, version)], f"helm show values {chart}"
-    )
+async def helm_charts(chart: ChartRef | None = None, version: ChartVersion | None = None) -> ToolOutput:
+    """List the configured charts and repositories, or show a chart's default values."""
+    settings = _settings()
+    if chart is None:
+        rows = [[name, "repository", url] for name, url in settings.repositories.items()]
+        rows += [[name, "local chart", path] for name, path in settings.charts.items()]
+        if not rows:
+            return _output(
+                "No chart repositories or local charts are configured.",
+                data={"repositories": [], "charts": []},
+            )
+        return _output(
+            table([["NAME", "TYPE", "SOURCE"], *rows]),
+            data={"repositories": list(settings.repositories), "charts": list(settings.charts)},
+        )
+    run = await _helm(["show", "values", *chart_args(settings, chart, version)], f"helm show values {chart}")
     return _output(
         run.stdout or "(the chart has no default values)", truncated=bool(run.dropped), data={"chart": chart}
     )
 
 
-@bosun_tool(toolset="helm", read_only=True, timeout=90)
+@bosun_tool(toolset="helm", group="helm-install", read_only=True, timeout=90)
 async def helm_template(
     release: ReleaseName,
     chart: ChartRef,
@@ -361,7 +373,9 @@ async def helm_template(
     values: Values | None = None,
     version: ChartVersion | None = None,
 ) -> ToolOutput:
-    """Render a configured chart's manifests locally without installing (Secret values redacted)."""
+    """Render a configured chart's manifests without installing.
+
+    Locally, with Secret values redacted, so nothing in the cluster changes or is read."""
     _mark_chart_secrets(_settings(), chart, values)
     with values_file(values) as value_args:
         run = await _helm(
@@ -372,22 +386,6 @@ async def helm_template(
         redact_manifest(run.stdout),
         truncated=bool(run.dropped),
         data={"chart": chart, "resources": manifest_resources(run.stdout)},
-    )
-
-
-@bosun_tool(toolset="helm", read_only=True, timeout=10)
-async def helm_repo_list() -> ToolOutput:
-    """List the chart repositories and local charts this server is configured to use."""
-    settings = _settings()
-    rows = [[name, "repository", url] for name, url in settings.repositories.items()]
-    rows += [[name, "local chart", path] for name, path in settings.charts.items()]
-    if not rows:
-        return _output(
-            "No chart repositories or local charts are configured.", data={"repositories": [], "charts": []}
-        )
-    return _output(
-        table([["NAME", "TYPE", "SOURCE"], *rows]),
-        data={"repositories": list(settings.repositories), "charts": list(settings.charts)},
     )
 
 
@@ -467,7 +465,7 @@ async def _install_or_upgrade(
     return _output(text, data=facts)
 
 
-@bosun_tool(toolset="helm", timeout=180)
+@bosun_tool(toolset="helm", group="helm-install", timeout=180)
 async def helm_install(
     release: ReleaseName,
     chart: ChartRef,
@@ -476,11 +474,11 @@ async def helm_install(
     version: ChartVersion | None = None,
     wait: bool = False,
 ) -> ToolOutput:
-    """Install a configured chart as a new Helm release."""
+    """Install a configured chart as a new release."""
     return await _install_or_upgrade("install", release, chart, namespace, values, version, [], wait)
 
 
-@bosun_tool(toolset="helm", idempotent=True, timeout=180)
+@bosun_tool(toolset="helm", group="helm-install", idempotent=True, timeout=180)
 async def helm_upgrade(
     release: ReleaseName,
     chart: ChartRef,
@@ -490,7 +488,7 @@ async def helm_upgrade(
     reuse_values: bool = False,
     wait: bool = False,
 ) -> ToolOutput:
-    """Upgrade a Helm release to a configured chart and values; reuse_values keeps earlier values."""
+    """Upgrade a release to a configured chart; reuse_values keeps its earlier values."""
     extra = ["--reuse-values"] if reuse_values else []
     return await _install_or_upgrade("upgrade", release, chart, namespace, values, version, extra, wait)
 
@@ -507,10 +505,10 @@ async def _history(release: str, namespace: str) -> list[dict[str, Any]]:
 async def helm_rollback(
     release: ReleaseName,
     namespace: Namespace,
-    revision: Annotated[int, Field(ge=0, le=1_000_000, description="0 = the previous revision")] = 0,
+    revision: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
     wait: bool = False,
 ) -> ToolOutput:
-    """Roll a Helm release back to an earlier revision (default: the previous one)."""
+    """Roll a release back to a revision (0: the previous)."""
     ctx = current()
     history = await _history(release, namespace)
     if not history:
@@ -520,7 +518,7 @@ async def helm_rollback(
     if target < 1 or target not in {int(e["revision"]) for e in history}:
         raise ToolError(
             f"Helm release {release} has no revision {target}; its revisions are "
-            f"{', '.join(str(e['revision']) for e in history)} (see helm_history)"
+            f"{', '.join(str(e['revision']) for e in history)} (see helm_get show=history)"
         )
     if ctx.preview:
         now = await deployed_manifest(release, namespace) or ""
@@ -560,13 +558,13 @@ async def helm_rollback(
 async def helm_uninstall(
     release: ReleaseName, namespace: Namespace, keep_history: bool = False, wait: bool = False
 ) -> ToolOutput:
-    """Uninstall a Helm release and delete its resources."""
+    """Uninstall a release, deleting its resources."""
     ctx = current()
     manifest = await deployed_manifest(release, namespace)
     if manifest is None:
         raise ToolError(
             f"NotFound: Helm release {release} not found in namespace {namespace}; "
-            "list releases with helm_list"
+            "list releases with helm_get without a release"
         )
     resources = manifest_resources(manifest)
     if ctx.preview:

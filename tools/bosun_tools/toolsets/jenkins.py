@@ -14,8 +14,8 @@ does there, and anyone allowed to call a tool could do whatever that account may
 first asks the API server, in a SubjectAccessReview for the requester's user and groups, whether they may
 use the virtual resource ``jenkinsjobs.bosun.dev`` named by the job path joined with "/"
 (``team/deploy``): ``get`` for the read-only tools, ``create`` to trigger a build, ``delete`` to stop one.
-Listing a folder asks for the folder's path; the top-level list and who-am-I ask without a name (only a
-rule without resourceNames allows them). The review is asked in the namespace of the Jenkins Secret, so
+Listing a folder asks for the folder's path; the top-level list asks without a name (only a rule
+without resourceNames allows it). The review is asked in the namespace of the Jenkins Secret, so
 administrators grant access per job with ordinary RBAC: a Role there, or a ClusterRole. The tool server's
 own identity needs ``create`` on ``subjectaccessreviews.authorization.k8s.io`` for this.
 """
@@ -61,18 +61,16 @@ JOB_SEGMENT_PATTERN = r"^[^?*/\\%!@#$^&|<>\[\]:;.\s\x00-\x1f][^?*/\\%!@#$^&|<>\[
 JobSegment = Annotated[str, Field(min_length=1, max_length=128, pattern=JOB_SEGMENT_PATTERN)]
 JobPath = Annotated[
     list[JobSegment],
-    Field(min_length=1, max_length=10, description='Job path as folder segments, e.g. ["team", "deploy"]'),
+    Field(min_length=1, max_length=10, description='Path segments, e.g. ["team", "deploy"]'),
 ]
-FolderPath = Annotated[
-    list[JobSegment], Field(max_length=10, description="Folder segments; empty for the top level")
-]
-BuildNumber = Annotated[int, Field(ge=1, le=100_000_000, description="Build number")]
+BuildNumber = Annotated[int, Field(ge=1, le=100_000_000)]
 ParameterName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")]
 ParameterValue = Annotated[str, Field(max_length=4096)] | bool | int
 
 RBAC_GROUP = "bosun.dev"
 RBAC_RESOURCE = "jenkinsjobs"
 JobVerb = Literal["get", "create", "delete"]
+JobView = Literal["job", "build", "builds", "changes", "console"]
 JOB_VERBS: dict[str, str] = {"get": "to read it", "create": "to trigger a build", "delete": "to stop a build"}
 _PARAM_TREE = "parameterDefinitions[name,type,description,defaultParameterValue[value],choices]"
 _JOB_TREE = (
@@ -88,6 +86,8 @@ _CHANGES_TREE = (
     "number,changeSet[kind,items[commitId,author[fullName],msg,timestamp,affectedPaths]],"
     "changeSets[kind,items[commitId,author[fullName],msg,timestamp,affectedPaths]]"
 )
+_JOBS_TREE = "jobs[name,color,_class,lastBuild[number,result,building]]"
+"""A folder's (or the top level's) jobs; a job that is no folder has no ``jobs`` at all."""
 _QUEUE_ITEM = re.compile(r"/queue/item/(\d+)/?$")
 
 
@@ -147,16 +147,9 @@ class Result:
     and scrubbed from outputs whatever their names say."""
 
 
-async def list_jobs(client: JenkinsClient, folder: list[str]) -> Result:
+def _job_list(client: JenkinsClient, folder: list[str], jobs: list[dict[str, Any]]) -> Result:
+    """The jobs and folders of ``folder`` (the top level when empty), with their last builds."""
     where = f"folder {job_label(folder)}" if folder else "the top level"
-    body = await client.get_json(
-        job_url_path(folder),
-        f"folder {job_label(folder)}" if folder else "the job list",
-        tree="jobs[name,color,_class,lastBuild[number,result,building]]",
-    )
-    jobs = body.get("jobs")
-    if jobs is None:
-        raise ToolError(f"{job_label(folder)} is a job, not a folder; use jenkins_get_job for it")
     rows = [
         [str(j.get("name")), _kind(j), str(j.get("color") or "-"), _state(j.get("lastBuild"))] for j in jobs
     ]
@@ -166,9 +159,21 @@ async def list_jobs(client: JenkinsClient, folder: list[str]) -> Result:
     return Result(text, {"folder": folder, "jobs": [r[0] for r in rows]})
 
 
+async def top_level(client: JenkinsClient) -> Result:
+    """The top-level jobs, headed by the Jenkins user the tool server acts as."""
+    me = await client.get_json("me/", "the current Jenkins user", tree="id,fullName")
+    body = await client.get_json(job_url_path([]), "the job list", tree=_JOBS_TREE)
+    listed = _job_list(client, [], body.get("jobs") or [])
+    user = f"Jenkins user: {me.get('id')} ({me.get('fullName')})"
+    return Result(client.scrub(f"{user}\n{listed.text}"), {**listed.data, "user": me.get("id")})
+
+
 async def get_job(client: JenkinsClient, job: list[str]) -> Result:
+    """A job's state, last builds and parameter definitions; a folder's jobs."""
     label = job_label(job)
-    body = await client.get_json(job_url_path(job), f"job {label}", tree=_JOB_TREE)
+    body = await client.get_json(job_url_path(job), f"job {label}", tree=f"{_JOB_TREE},{_JOBS_TREE}")
+    if body.get("jobs") is not None:
+        return _job_list(client, job, body["jobs"])
     specs = parameter_specs(body)
     lines = [
         f"Job: {body.get('fullName') or label}",
@@ -353,14 +358,6 @@ async def changesets(client: JenkinsClient, job: list[str], number: int | None) 
     return Result(client.scrub("\n".join([header, *lines])), {"job": label, "commits": commits})
 
 
-async def whoami(client: JenkinsClient) -> Result:
-    body = await client.get_json("me/", "the current Jenkins user", tree="id,fullName")
-    return Result(
-        f"Jenkins user: {body.get('id')} ({body.get('fullName')})",
-        {"id": body.get("id"), "full_name": body.get("fullName")},
-    )
-
-
 async def _job_parameters(
     client: JenkinsClient, job: list[str]
 ) -> tuple[dict[str, Any], list[ParameterSpec]]:
@@ -432,7 +429,7 @@ async def trigger_build(
             f"Triggered job {label}: still queued after {settings.queue_max_polls} checks "
             f"(queue item {item_id})"
             + (f": {why}" if why else "")
-            + ". Check again with jenkins_last_builds; do not trigger it again."
+            + ". Check again with jenkins_get show=builds; do not trigger it again."
         ),
         {"job": label, "queue_item": item_id, "number": None, "parameters": safe_params},
         secret_parameters=secret,
@@ -546,60 +543,39 @@ def _out(result: Result, settings: JenkinsSettings, *, keep: Literal["head", "ta
     )
 
 
-@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
-async def jenkins_list_jobs(folder: FolderPath | None = None) -> ToolOutput:
-    """List Jenkins jobs and folders at the top level or inside a folder."""
-    async with _session("get", list(folder or [])) as (client, settings):
-        return _out(await list_jobs(client, list(folder or [])), settings)
-
-
-@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
-async def jenkins_get_job(job: JobPath) -> ToolOutput:
-    """Show a Jenkins job: state, last builds and its parameter definitions."""
-    async with _session("get", job) as (client, settings):
-        return _out(await get_job(client, job), settings)
-
-
-@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
-async def jenkins_get_build(job: JobPath, number: BuildNumber | None = None) -> ToolOutput:
-    """Show one build of a Jenkins job (default: the last build): result, duration, cause, parameters."""
-    async with _session("get", job) as (client, settings):
-        return _out(await get_build(client, job, number), settings)
-
-
-@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
-async def jenkins_last_builds(job: JobPath, count: Annotated[int, Field(ge=1, le=50)] = 10) -> ToolOutput:
-    """List the most recent builds of a Jenkins job."""
-    async with _session("get", job) as (client, settings):
-        return _out(await last_builds(client, job, count), settings)
-
-
 @bosun_tool(toolset="jenkins", read_only=True, timeout=60)
-async def jenkins_console(
-    job: JobPath,
+async def jenkins_get(
+    job: JobPath | None = None,
+    show: JobView = "job",
     number: BuildNumber | None = None,
-    start: Annotated[int | None, Field(ge=0, description="Byte offset; omit for the tail of the log")] = None,
-    max_bytes: Annotated[int, Field(ge=1024, le=65536)] = 16384,
+    limit: Annotated[int, Field(ge=1, le=50)] = 10,
+    start: Annotated[int, Field(ge=0)] | None = None,
 ) -> ToolOutput:
-    """Read a build's console log: the tail by default, or forward from a byte offset."""
+    """List jobs without job, or show a job or folder, a build (default: the last), its last builds, a build's
+    changes or console (the tail, or from byte start).
+
+    The top-level list names the Jenkins user the tool server acts as. A console read is capped by the
+    server's ``console_cap``; a longer log is read on with the ``start`` the answer names."""
+    if job is None:
+        if show != "job" or number is not None:
+            raise ToolError(f"show={show} and number need a job; without one, the top-level jobs are listed")
+        async with _session("get", None) as (client, settings):
+            return _out(await top_level(client), settings)
+    if number is not None and show not in ("build", "changes", "console"):
+        raise ToolError(f"number picks a build for show=build, changes or console, not show={show}")
+    if start is not None and show != "console":
+        raise ToolError(f"start is a byte offset into a console log (show=console), not for show={show}")
     async with _session("get", job) as (client, settings):
-        cap = min(max_bytes, settings.console_cap)
-        result = await console(client, job, number, start, cap)
+        if show == "job":
+            return _out(await get_job(client, job), settings)
+        if show == "build":
+            return _out(await get_build(client, job, number), settings)
+        if show == "builds":
+            return _out(await last_builds(client, job, limit), settings)
+        if show == "changes":
+            return _out(await changesets(client, job, number), settings)
+        result = await console(client, job, number, start, settings.console_cap)
         return _out(result, settings, keep="tail" if start is None else "head")
-
-
-@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
-async def jenkins_changesets(job: JobPath, number: BuildNumber | None = None) -> ToolOutput:
-    """List the SCM changes (commits, authors, files) in a build."""
-    async with _session("get", job) as (client, settings):
-        return _out(await changesets(client, job, number), settings)
-
-
-@bosun_tool(toolset="jenkins", read_only=True, timeout=30)
-async def jenkins_whoami() -> ToolOutput:
-    """Show which Jenkins user the tool server acts as."""
-    async with _session("get", None) as (client, settings):
-        return _out(await whoami(client), settings)
 
 
 @bosun_tool(toolset="jenkins", timeout=90)
@@ -609,7 +585,7 @@ async def jenkins_trigger_build(
         dict[ParameterName, ParameterValue] | None, Field(description="Build parameters by name")
     ] = None,
 ) -> ToolOutput:
-    """Trigger a Jenkins build with parameters and return its build number once it leaves the queue."""
+    """Trigger a build with parameters; returns its number."""
     ctx = current()
     async with _session("create", job) as (client, settings):
         result = await trigger_build(client, settings, job, dict(parameters or {}), preview=ctx.preview)
@@ -620,6 +596,6 @@ async def jenkins_trigger_build(
 
 @bosun_tool(toolset="jenkins", destructive=True, idempotent=True, timeout=30)
 async def jenkins_stop_build(job: JobPath, number: BuildNumber) -> ToolOutput:
-    """Stop (abort) a running Jenkins build."""
+    """Stop a running build."""
     async with _session("delete", job) as (client, settings):
         return _out(await stop_build(client, job, number, preview=current().preview), settings)

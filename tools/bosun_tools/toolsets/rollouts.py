@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastmcp.exceptions import ToolError
 from pydantic import Field
@@ -46,14 +46,9 @@ from bosun_tools.output import ToolOutput, age, field_changes, table
 from bosun_tools.registry import Image, K8sName, Namespace, bosun_tool, current
 
 OUTPUT_CAP = 16_000
-ContainerName = Annotated[
-    str,
-    Field(
-        pattern=r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$",
-        max_length=63,
-        description='Container, or "*" for all',
-    ),
-]
+RolloutView = Literal["status", "history", "experiments", "analysis-runs"]
+ContainerName = Annotated[str, Field(pattern=r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$", max_length=63)]
+"""A container of the rollout's pod template, or ``*`` for every container."""
 
 
 # --- cluster access ---------------------------------------------------------------------------------------
@@ -79,7 +74,7 @@ async def _get_rollout(kube: KubeClient, name: str, namespace: str) -> tuple[Res
         if exc.status == 404:
             raise ToolError(
                 f"NotFound: rollout {name} not found in namespace {namespace}; "
-                "list rollouts with rollouts_list"
+                "list rollouts with rollouts_get without a name"
             ) from None
         raise
 
@@ -162,8 +157,33 @@ async def apply_patches(
 
 
 @bosun_tool(toolset="rollouts", read_only=True, timeout=30)
-async def rollouts_list(namespace: Namespace | None = None) -> ToolOutput:
-    """List Argo Rollouts with strategy, status, step, weight and replicas."""
+async def rollouts_get(
+    name: K8sName | None = None, namespace: Namespace | None = None, show: RolloutView = "status"
+) -> ToolOutput:
+    """List rollouts without name, or show one's status, history, experiments or analysis-runs.
+
+    A list shows strategy, status, step, weight and replicas; a status the phase, canary step, weights,
+    images and replicas; a history the revisions (ReplicaSets) with images, newest first."""
+    if show in ("experiments", "analysis-runs"):
+        if namespace is None:
+            raise ToolError(f"show={show} lists one namespace: pass namespace")
+        if show == "experiments":
+            return await _experiments(namespace, name)
+        return await _analysis_runs(namespace, name)
+    if name is None:
+        if show == "history":
+            raise ToolError("show=history needs the rollout's name")
+        return await _list(namespace)
+    if namespace is None:
+        raise ToolError(f"rollout {name}: pass its namespace")
+    if show == "history":
+        return await _history(name, namespace)
+    _, rollout = await _get_rollout(current().kube, name, namespace)
+    lines, data = status_lines(rollout)
+    return ToolOutput.capped("\n".join(lines), cap=OUTPUT_CAP, data=data)
+
+
+async def _list(namespace: str | None) -> ToolOutput:
     kube = current().kube
     info = await _resource(kube, ROLLOUTS)
     items = (await kube.list(info, namespace)).get("items") or []
@@ -193,17 +213,7 @@ async def rollouts_list(namespace: Namespace | None = None) -> ToolOutput:
     return ToolOutput.capped(text, cap=OUTPUT_CAP, data={"rollouts": [r[0] for r in rows]})
 
 
-@bosun_tool(toolset="rollouts", read_only=True, timeout=30)
-async def rollouts_status(name: K8sName, namespace: Namespace) -> ToolOutput:
-    """Show a rollout's phase, canary step, weights, images and replicas."""
-    _, rollout = await _get_rollout(current().kube, name, namespace)
-    lines, data = status_lines(rollout)
-    return ToolOutput.capped("\n".join(lines), cap=OUTPUT_CAP, data=data)
-
-
-@bosun_tool(toolset="rollouts", read_only=True, timeout=30)
-async def rollouts_history(name: K8sName, namespace: Namespace) -> ToolOutput:
-    """List a rollout's revisions (its ReplicaSets) with images, newest first."""
+async def _history(name: str, namespace: str) -> ToolOutput:
     kube = current().kube
     _, rollout = await _get_rollout(kube, name, namespace)
     status = rollout.get("status") or {}
@@ -264,9 +274,7 @@ def _owner(item: Mapping[str, Any]) -> str:
     return ", ".join(f"{r.get('kind')}/{r.get('name')}" for r in refs) or "-"
 
 
-@bosun_tool(toolset="rollouts", read_only=True, timeout=30)
-async def rollouts_experiments(namespace: Namespace, rollout: K8sName | None = None) -> ToolOutput:
-    """List Argo Rollouts Experiments in a namespace, optionally only those owned by one rollout."""
+async def _experiments(namespace: str, rollout: str | None) -> ToolOutput:
     items = await _owned_list("experiments.argoproj.io", namespace, rollout)
     if not items:
         return _none_found("experiments", namespace, rollout)
@@ -284,9 +292,8 @@ async def rollouts_experiments(namespace: Namespace, rollout: K8sName | None = N
     return ToolOutput.capped(text, cap=OUTPUT_CAP, data={"experiments": [r[0] for r in rows]})
 
 
-@bosun_tool(toolset="rollouts", read_only=True, timeout=30)
-async def rollouts_analysis_runs(namespace: Namespace, rollout: K8sName | None = None) -> ToolOutput:
-    """List AnalysisRuns with phase and metric results, optionally only those of one rollout."""
+async def _analysis_runs(namespace: str, rollout: str | None) -> ToolOutput:
+    """AnalysisRuns with their phase and metric results."""
     items = await _owned_list("analysisruns.argoproj.io", namespace, rollout)
     if not items:
         return _none_found("analysis runs", namespace, rollout)
@@ -314,29 +321,29 @@ async def rollouts_analysis_runs(namespace: Namespace, rollout: K8sName | None =
 
 @bosun_tool(toolset="rollouts", timeout=30)
 async def rollouts_promote(name: K8sName, namespace: Namespace, full: bool = False) -> ToolOutput:
-    """Promote a paused rollout to its next step, or with full=true skip all remaining steps and analysis."""
+    """Promote a paused rollout one step; full=true skips the remaining steps."""
     info, rollout = await _get_rollout(current().kube, name, namespace)
     patches = promote_patches(rollout, full=full, status_subresource="status" in info.subresources)
     return await apply_patches("fully promote" if full else "promote", info, rollout, patches)
 
 
-@bosun_tool(toolset="rollouts", idempotent=True, timeout=30)
+@bosun_tool(toolset="rollouts", group="rollouts-update", idempotent=True, timeout=30)
 async def rollouts_pause(name: K8sName, namespace: Namespace) -> ToolOutput:
-    """Pause a rollout (spec.paused=true)."""
+    """Pause a rollout."""
     info, rollout = await _get_rollout(current().kube, name, namespace)
     return await apply_patches("pause", info, rollout, [PlannedPatch({"spec": {"paused": True}})])
 
 
-@bosun_tool(toolset="rollouts", idempotent=True, timeout=30)
+@bosun_tool(toolset="rollouts", group="rollouts-update", idempotent=True, timeout=30)
 async def rollouts_resume(name: K8sName, namespace: Namespace) -> ToolOutput:
-    """Resume a rollout paused by a person (spec.paused=false); use rollouts_promote for pause steps."""
+    """Resume a rollout a person paused (pause steps: promote)."""
     info, rollout = await _get_rollout(current().kube, name, namespace)
     return await apply_patches("resume", info, rollout, [PlannedPatch({"spec": {"paused": False}})])
 
 
 @bosun_tool(toolset="rollouts", destructive=True, idempotent=True, timeout=30)
 async def rollouts_abort(name: K8sName, namespace: Namespace) -> ToolOutput:
-    """Abort a rollout: traffic and replicas go back to the stable version."""
+    """Abort a rollout: traffic and replicas go back to stable."""
     info, rollout = await _get_rollout(current().kube, name, namespace)
     patches = status_patch({"status": {"abort": True}}, status_subresource="status" in info.subresources)
     return await apply_patches("abort", info, rollout, patches)
@@ -344,37 +351,37 @@ async def rollouts_abort(name: K8sName, namespace: Namespace) -> ToolOutput:
 
 @bosun_tool(toolset="rollouts", idempotent=True, timeout=30)
 async def rollouts_retry(name: K8sName, namespace: Namespace) -> ToolOutput:
-    """Retry an aborted rollout (clears status.abort)."""
+    """Retry an aborted rollout."""
     info, rollout = await _get_rollout(current().kube, name, namespace)
     patches = status_patch({"status": {"abort": False}}, status_subresource="status" in info.subresources)
     return await apply_patches("retry", info, rollout, patches)
 
 
-@bosun_tool(toolset="rollouts", idempotent=True, timeout=30)
+@bosun_tool(toolset="rollouts", group="rollouts-update", idempotent=True, timeout=30)
 async def rollouts_set_image(
     name: K8sName, namespace: Namespace, container: ContainerName, image: Image
 ) -> ToolOutput:
-    """Set the image of one container (or "*" for all) in a rollout's pod template."""
+    """Set the image of a rollout's container ("*": every container)."""
     info, rollout = await _get_rollout(current().kube, name, namespace)
     return await apply_patches(
         "set the image of", info, rollout, [set_image_patch(rollout, container, image)]
     )
 
 
-@bosun_tool(toolset="rollouts", timeout=30)
+@bosun_tool(toolset="rollouts", group="rollouts-update", timeout=30)
 async def rollouts_restart(name: K8sName, namespace: Namespace) -> ToolOutput:
-    """Restart a rollout's pods (spec.restartAt=now)."""
+    """Restart a rollout's pods."""
     info, rollout = await _get_rollout(current().kube, name, namespace)
     return await apply_patches("restart", info, rollout, [restart_patch(datetime.now(UTC))])
 
 
-@bosun_tool(toolset="rollouts", destructive=True, timeout=30)
+@bosun_tool(toolset="rollouts", group="rollouts-update", destructive=True, timeout=30)
 async def rollouts_undo(
     name: K8sName,
     namespace: Namespace,
-    to_revision: Annotated[int, Field(ge=0, le=1_000_000, description="0 = the previous revision")] = 0,
+    to_revision: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
 ) -> ToolOutput:
-    """Roll a rollout's pod template back to an earlier revision (default: the previous one)."""
+    """Roll a rollout back to a revision (0: the previous)."""
     kube = current().kube
     info, rollout = await _get_rollout(kube, name, namespace)
     target = pick_revision(await _owned_replicasets(kube, rollout), to_revision, name)

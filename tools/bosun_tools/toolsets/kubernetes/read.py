@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
-from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo
 from bosun_tools.output import LAST_APPLIED, ToolOutput, age, clean, redact, table, to_yaml
 from bosun_tools.registry import DnsLabel, K8sName, Kind, Namespace, Selector, bosun_tool, current
 from bosun_tools.toolsets.kubernetes.common import (
@@ -33,7 +33,7 @@ CHANGE_CAUSE = "kubernetes.io/change-cause"
 READ_CAP = 16_000
 LOG_FETCH_LIMIT = 4_000_000  # bytes of log lines read from the API server per call
 
-Output = Literal["table", "yaml"]
+Output = Literal["table", "yaml", "describe"]
 Limit = Annotated[int, Field(ge=1, le=500)]
 
 
@@ -106,12 +106,32 @@ def _event_lines(events: list[dict[str, Any]], *, with_object: bool) -> str:
 
 @bosun_tool(toolset="kubernetes", read_only=True, timeout=30)
 async def k8s_get(
-    kind: Kind, name: K8sName, namespace: Namespace | None = None, output: Output = "table"
+    kind: Kind,
+    name: K8sName | None = None,
+    namespace: Namespace | None = None,
+    label_selector: Selector | None = None,
+    field_selector: Selector | None = None,
+    limit: Limit = 100,
+    output: Output = "table",
 ) -> ToolOutput:
-    """Get one object of any kind (custom resources too); output=yaml for the full object."""
+    """Get an object of any kind, or list them without name; output=describe adds its events.
+
+    Custom resources too; output=yaml gives the whole object. Events are listed as ``kubectl events``
+    shows them, newest last, so one tool answers what get, list, describe and events answer in kubectl."""
     kube = _kube()
     info = await kube.resolve(kind)
+    if name is None:
+        if output == "describe":
+            raise ToolError("output=describe needs a name; list without it, then describe one object")
+        ns = namespace_for(info, namespace, required=False)
+        if info.kind == "Event" and not info.group and output == "table":
+            return await _list_events(kube, info, ns, label_selector, field_selector, limit)
+        return await _list(kube, info, ns, label_selector, field_selector, limit, output)
+    if label_selector or field_selector:
+        raise ToolError("a selector lists objects: pass either name or a selector, not both")
     ns = namespace_for(info, namespace)
+    if output == "describe":
+        return await _describe(kube, info, name, ns)
     if output == "yaml":
         obj = redact(await kube.get(info, name, ns), info.kind)
         return ToolOutput.capped(to_yaml(clean(obj)), cap=READ_CAP, data=object_facts(info, name, ns))
@@ -120,19 +140,16 @@ async def k8s_get(
     return ToolOutput.capped(text, cap=READ_CAP, data=object_facts(info, name, ns))
 
 
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=30)
-async def k8s_list(
-    kind: Kind,
-    namespace: Namespace | None = None,
-    label_selector: Selector | None = None,
-    field_selector: Selector | None = None,
-    limit: Limit = 100,
-    output: Output = "table",
+async def _list(
+    kube: KubeClient,
+    info: ResourceInfo,
+    ns: str | None,
+    label_selector: str | None,
+    field_selector: str | None,
+    limit: int,
+    output: Output,
 ) -> ToolOutput:
-    """List objects of any kind; omit namespace for all namespaces."""
-    kube = _kube()
-    info = await kube.resolve(kind)
-    ns = namespace_for(info, namespace, required=False)
+    """The objects of a kind, as ``kubectl get`` lists them (all namespaces without ``ns``)."""
     params = {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit}
     if output == "yaml":
         listing = redact(
@@ -162,12 +179,25 @@ async def k8s_list(
     )
 
 
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=30)
-async def k8s_describe(kind: Kind, name: K8sName, namespace: Namespace | None = None) -> ToolOutput:
-    """Describe an object: its spec and status plus its recent Events."""
-    kube = _kube()
-    info = await kube.resolve(kind)
-    ns = namespace_for(info, namespace)
+async def _list_events(
+    kube: KubeClient,
+    info: ResourceInfo,
+    ns: str | None,
+    label_selector: str | None,
+    field_selector: str | None,
+    limit: int,
+) -> ToolOutput:
+    """Events as ``kubectl events`` shows them: the newest ``limit``, oldest first, each with its object.
+    The newest can only be told once every matching event is read, so the server's own limit (which
+    counts in name order) is not used."""
+    listing = await kube.list(info, ns, label_selector=label_selector, field_selector=field_selector)
+    items = sorted(listing.get("items", []), key=_event_time)[-limit:]
+    text = _event_lines(items, with_object=True)
+    return ToolOutput.capped(text, cap=READ_CAP, data={"kind": "Event", "namespace": ns, "count": len(items)})
+
+
+async def _describe(kube: KubeClient, info: ResourceInfo, name: str, ns: str | None) -> ToolOutput:
+    """An object's spec and status plus its recent Events, like ``kubectl describe``."""
     obj = redact(await kube.get(info, name, ns), info.kind)
     events = await _events_for(kube, obj)
     body = clean(obj)
@@ -186,30 +216,6 @@ async def k8s_describe(kind: Kind, name: K8sName, namespace: Namespace | None = 
     text = to_yaml({k: v for k, v in header.items() if v not in (None, [], {})}) + to_yaml(rest)
     text += "Events:\n" + _event_lines(events, with_object=False)
     return ToolOutput.capped(text, cap=READ_CAP, data=object_facts(info, name, ns, events=len(events)))
-
-
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=30)
-async def k8s_events(
-    namespace: Namespace | None = None,
-    kind: Kind | None = None,
-    name: K8sName | None = None,
-    warnings_only: bool = False,
-    limit: Limit = 50,
-) -> ToolOutput:
-    """Recent Events, newest last; filter by object kind/name or warnings."""
-    kube = _kube()
-    info = await kube.resolve("events", "v1")
-    selectors = []
-    if kind:
-        selectors.append(f"involvedObject.kind={(await kube.resolve(kind)).kind}")
-    if name:
-        selectors.append(f"involvedObject.name={name}")
-    if warnings_only:
-        selectors.append("type=Warning")
-    listing = await kube.list(info, namespace, field_selector=",".join(selectors) or None)
-    items = sorted(listing.get("items", []), key=_event_time)[-limit:]
-    text = _event_lines(items, with_object=True)
-    return ToolOutput.capped(text, cap=READ_CAP, data={"namespace": namespace, "count": len(items)})
 
 
 async def _no_previous_instance(
@@ -245,7 +251,10 @@ async def k8s_logs(
     since_seconds: Annotated[int, Field(ge=1, le=604800)] | None = None,
     previous: bool = False,
 ) -> ToolOutput:
-    """Logs of a pod (last lines; container, since_seconds, previous)."""
+    """Logs of a pod's container.
+
+    The last ``tail`` lines; ``since_seconds``, ``previous`` (the container's last instance) and
+    ``container`` narrow them."""
     params: dict[str, Any] = {
         "tailLines": tail,
         "sinceSeconds": since_seconds,
@@ -273,13 +282,15 @@ async def k8s_logs(
     return ToolOutput.capped(text or "(no log lines)", cap=LOG_CAP, keep="tail", data=facts, truncated=cut)
 
 
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=30)
+@bosun_tool(toolset="kubernetes", group="cluster", read_only=True, timeout=30)
 async def k8s_top(
     kind: Literal["pods", "nodes"] = "pods",
     namespace: Namespace | None = None,
     label_selector: Selector | None = None,
 ) -> ToolOutput:
-    """CPU/memory usage from the metrics API (metrics-server)."""
+    """CPU and memory use of pods or nodes (metrics API).
+
+    Read from metrics.k8s.io, so the cluster needs metrics-server."""
     kube = _kube()
     try:
         info = await kube.resolve(kind, "metrics.k8s.io/v1beta1")
@@ -288,7 +299,7 @@ async def k8s_top(
         if exc.status in (404, 503):
             raise ToolError(
                 "the metrics API (metrics.k8s.io) is not available in this cluster, so usage cannot be "
-                "shown; install metrics-server, or use k8s_describe for requests/limits"
+                "shown; install metrics-server, or read requests/limits with k8s_get output=describe"
             ) from None
         raise
     rows = (
@@ -326,11 +337,13 @@ def _mebibytes(value: str) -> int:
     return int(float(value) / 1048576)
 
 
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=30)
+@bosun_tool(toolset="kubernetes", group="objects", read_only=True, timeout=30)
 async def k8s_api_resources(
     group: Annotated[str, Field(pattern=r"^[a-z0-9.-]*$", max_length=253)] | None = None,
 ) -> ToolOutput:
-    """Resource types the cluster serves (name, short names, apiVersion, namespaced, kind)."""
+    """Resource types the cluster serves.
+
+    Name, short names, apiVersion, whether namespaced, and kind; ``group`` keeps one API group."""
     infos = await _kube().resources(refresh=True)
     seen: set[tuple[str, str]] = set()
     rows = [["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]]
@@ -423,14 +436,14 @@ def rollout_state(obj: dict[str, Any]) -> tuple[bool, str]:
     raise ToolError(f"rollout status supports deployment, statefulset and daemonset, not {kind}")
 
 
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=330)
+@bosun_tool(toolset="kubernetes", group="rollback", read_only=True, timeout=330)
 async def k8s_rollout_status(
     name: K8sName,
     namespace: Namespace,
     kind: Workload = "deployment",
     wait_seconds: Annotated[int, Field(ge=0, le=300)] = 0,
 ) -> ToolOutput:
-    """Rollout progress of a workload; wait_seconds>0 waits for completion."""
+    """Rollout progress of a workload; wait_seconds waits for it."""
     kube = _kube()
     info = await kube.resolve(kind)
     deadline = time.monotonic() + wait_seconds
@@ -455,11 +468,11 @@ async def k8s_rollout_status(
     return ToolOutput.capped(message, data=facts)
 
 
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=30)
+@bosun_tool(toolset="kubernetes", group="rollback", read_only=True, timeout=30)
 async def k8s_rollout_history(
     name: K8sName, namespace: Namespace, kind: Workload = "deployment", revision: Revision | None = None
 ) -> ToolOutput:
-    """Revisions of a workload; pass revision to see its pod template."""
+    """Revisions of a workload; revision shows one's pod template."""
     kube = _kube()
     info = await kube.resolve(kind)
     obj = await kube.get(info, name, namespace)
@@ -486,7 +499,7 @@ async def k8s_rollout_history(
     return ToolOutput.capped(table(rows), cap=READ_CAP, data=facts)
 
 
-@bosun_tool(toolset="kubernetes", read_only=True, timeout=20)
+@bosun_tool(toolset="kubernetes", group="cluster", read_only=True, timeout=20)
 async def k8s_can_i(
     verb: Annotated[str, Field(pattern=r"^[a-z*]+$", max_length=32)],
     resource: Kind,
@@ -494,7 +507,9 @@ async def k8s_can_i(
     name: K8sName | None = None,
     subresource: DnsLabel | None = None,
 ) -> ToolOutput:
-    """Whether the caller's identity may do verb on resource (SelfSubjectAccessReview)."""
+    """Whether the requester may do verb on resource.
+
+    A SelfSubjectAccessReview as the caller's identity."""
     kube = _kube()
     group, plural = "", resource
     if resource != "*":

@@ -84,13 +84,16 @@ def _mutation_output(
     )
 
 
-@bosun_tool(toolset="kubernetes", idempotent=True, timeout=60)
+@bosun_tool(toolset="kubernetes", group="objects", idempotent=True, timeout=60)
 async def k8s_apply(
     manifest: Annotated[str, Field(min_length=1, max_length=262144)],
     namespace: Namespace | None = None,
     force: bool = False,
 ) -> ToolOutput:
-    """Server-side apply a YAML manifest (one or more documents) into namespace."""
+    """Server-side apply a YAML manifest in namespace.
+
+    One or more documents; each namespaced one must be in the call's namespace, the only one the
+    operator's scope check reads."""
     ctx = current()
     kube = ctx.kube
     try:
@@ -144,7 +147,7 @@ async def k8s_apply(
     return ToolOutput.capped(text, diff="\n".join(diffs) if ctx.preview else None, data=data)
 
 
-@bosun_tool(toolset="kubernetes", idempotent=False, timeout=30)
+@bosun_tool(toolset="kubernetes", group="objects", idempotent=False, timeout=30)
 async def k8s_patch(
     kind: Kind,
     name: K8sName,
@@ -152,7 +155,7 @@ async def k8s_patch(
     namespace: Namespace | None = None,
     patch_type: Literal["strategic", "merge", "json"] = "strategic",
 ) -> ToolOutput:
-    """Patch an object (strategic/merge patch object, or JSON-patch list)."""
+    """Patch an object: a strategic or merge patch object, or a JSON-patch list."""
     ctx = current()
     info = await ctx.kube.resolve(kind)
     ns = namespace_for(info, namespace)
@@ -177,9 +180,11 @@ async def k8s_patch(
     )
 
 
-@bosun_tool(toolset="kubernetes", idempotent=True, timeout=30)
+@bosun_tool(toolset="kubernetes", group="workloads", idempotent=True, timeout=30)
 async def k8s_scale(kind: Kind, name: K8sName, namespace: Namespace, replicas: Replicas) -> ToolOutput:
-    """Set the replica count of a deployment, statefulset, replicaset or scalable custom resource."""
+    """Set the replicas of a workload or scalable resource.
+
+    A deployment, statefulset, replicaset, or any resource with a scale subresource."""
     ctx = current()
     info = await ctx.kube.resolve(kind)
     if "scale" not in info.subresources:
@@ -200,11 +205,11 @@ async def k8s_scale(kind: Kind, name: K8sName, namespace: Namespace, replicas: R
     )
 
 
-@bosun_tool(toolset="kubernetes", idempotent=True, timeout=30)
+@bosun_tool(toolset="kubernetes", group="workloads", idempotent=True, timeout=30)
 async def k8s_set_image(
     kind: TemplateKind, name: K8sName, namespace: Namespace, container: DnsLabel, image: Image
 ) -> ToolOutput:
-    """Set the image of one container of a workload or pod."""
+    """Set the image of a container."""
     ctx = current()
     info = await ctx.kube.resolve(kind)
     before = await ctx.kube.get(info, name, namespace)
@@ -243,11 +248,13 @@ async def k8s_set_image(
     )
 
 
-@bosun_tool(toolset="kubernetes", idempotent=False, timeout=30)
+@bosun_tool(toolset="kubernetes", group="workloads", idempotent=False, timeout=30)
 async def k8s_rollout_restart(
     name: K8sName, namespace: Namespace, kind: Workload = "deployment"
 ) -> ToolOutput:
-    """Restart a workload's pods with a rolling update (restartedAt annotation)."""
+    """Restart a workload's pods, rolling.
+
+    As ``kubectl rollout restart`` does it: a restartedAt annotation on the pod template."""
     ctx = current()
     info = await ctx.kube.resolve(kind)
     before = await ctx.kube.get(info, name, namespace)
@@ -280,11 +287,11 @@ def _rollback_annotations(deployment: dict[str, Any], replicaset: dict[str, Any]
     return {**kept, **restored}
 
 
-@bosun_tool(toolset="kubernetes", idempotent=False, timeout=30)
+@bosun_tool(toolset="kubernetes", group="rollback", idempotent=False, timeout=30)
 async def k8s_rollout_undo(
     name: K8sName, namespace: Namespace, kind: Workload = "deployment", to_revision: Revision = 0
 ) -> ToolOutput:
-    """Roll a workload back to a revision (0 = the previous one)."""
+    """Roll a workload back to a revision (0: the previous)."""
     ctx = current()
     info = await ctx.kube.resolve(kind)
     before = await ctx.kube.get(info, name, namespace)
@@ -340,14 +347,16 @@ async def k8s_rollout_undo(
     )
 
 
-@bosun_tool(toolset="kubernetes", destructive=True, idempotent=True, timeout=60)
+@bosun_tool(toolset="kubernetes", group="objects", destructive=True, idempotent=True, timeout=60)
 async def k8s_delete(
     kind: Kind,
     name: K8sName,
     namespace: Namespace | None = None,
     propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
 ) -> ToolOutput:
-    """Delete one object (dependents per propagation)."""
+    """Delete one object.
+
+    Its dependents go as ``propagation`` says (Background, as kubectl)."""
     ctx = current()
     info = await ctx.kube.resolve(kind)
     ns = namespace_for(info, namespace)
@@ -380,26 +389,28 @@ async def _set_unschedulable(node: str, value: bool) -> ToolOutput:
     )
 
 
-@bosun_tool(toolset="kubernetes", idempotent=True, timeout=30)
+@bosun_tool(toolset="kubernetes", group="cluster", idempotent=True, timeout=30)
 async def k8s_cordon(name: K8sName) -> ToolOutput:
     """Mark a node unschedulable."""
     return await _set_unschedulable(name, True)
 
 
-@bosun_tool(toolset="kubernetes", idempotent=True, timeout=30)
+@bosun_tool(toolset="kubernetes", group="cluster", idempotent=True, timeout=30)
 async def k8s_uncordon(name: K8sName) -> ToolOutput:
-    """Mark a node schedulable again."""
+    """Mark a node schedulable."""
     return await _set_unschedulable(name, False)
 
 
-@bosun_tool(toolset="kubernetes", destructive=True, idempotent=True, timeout=330)
+@bosun_tool(toolset="kubernetes", group="cluster", destructive=True, idempotent=True, timeout=330)
 async def k8s_drain(
     name: K8sName,
     delete_emptydir_data: bool = False,
     force: bool = False,
     timeout_seconds: Annotated[int, Field(ge=0, le=300)] = 120,
 ) -> ToolOutput:
-    """Cordon a node and evict its pods (policy/v1 Eviction; DaemonSet pods skipped)."""
+    """Cordon a node and evict its pods (DaemonSet pods stay).
+
+    Evictions go through policy/v1 Eviction, so PodDisruptionBudgets hold, as in ``kubectl drain``."""
     ctx = current()
     kube = ctx.kube
     node_info = await kube.resolve("nodes", "v1")
@@ -459,11 +470,13 @@ async def k8s_drain(
     return ToolOutput.capped("\n".join(lines), diff=diff if ctx.preview else None, data=facts)
 
 
-@bosun_tool(toolset="kubernetes", idempotent=False, timeout=30)
+@bosun_tool(toolset="kubernetes", group="pods", idempotent=False, timeout=30)
 async def k8s_create_job_from_cronjob(
     cronjob: K8sName, namespace: Namespace, job_name: K8sName | None = None
 ) -> ToolOutput:
-    """Start a Job now from a CronJob's template (like kubectl create job --from)."""
+    """Start a Job now from a CronJob.
+
+    Like ``kubectl create job --from``: the CronJob's job template, owned by the CronJob."""
     ctx = current()
     cron_info = await ctx.kube.resolve("cronjobs", "batch/v1")
     job_info = await ctx.kube.resolve("jobs", "batch/v1")
@@ -505,7 +518,7 @@ async def k8s_create_job_from_cronjob(
     )
 
 
-@bosun_tool(toolset="kubernetes", idempotent=False, timeout=30)
+@bosun_tool(toolset="kubernetes", group="pods", idempotent=False, timeout=30)
 async def k8s_run_pod(
     name: K8sName,
     namespace: Namespace,
@@ -513,7 +526,7 @@ async def k8s_run_pod(
     command: Command | None = None,
     restart_policy: Literal["Never", "OnFailure", "Always"] = "Never",
 ) -> ToolOutput:
-    """Create a one-off pod running image (command is an argument list)."""
+    """Create a one-off pod (command: argument list)."""
     ctx = current()
     info = await ctx.kube.resolve("pods", "v1")
     container: dict[str, Any] = {"name": name.replace(".", "-")[:63].rstrip("-"), "image": image}
@@ -540,7 +553,7 @@ async def k8s_run_pod(
     )
 
 
-@bosun_tool(toolset="kubernetes", idempotent=False, timeout=130)
+@bosun_tool(toolset="kubernetes", group="pods", idempotent=False, timeout=130)
 async def k8s_exec(
     name: K8sName,
     namespace: Namespace,
@@ -548,7 +561,7 @@ async def k8s_exec(
     container: DnsLabel | None = None,
     timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 30,
 ) -> ToolOutput:
-    """Run a command (argument list, no shell) in a pod's container."""
+    """Run a command (argument list, no shell) in a pod."""
     ctx = current()
     pods = await ctx.kube.resolve("pods", "v1")
     pod = await ctx.kube.get(pods, name, namespace)

@@ -1,7 +1,7 @@
 """What a probe is, and how one reads the world to reach its verdict.
 
-A ``Probe`` reads the world only through read-only tools (``k8s_get``, ``k8s_list``,
-``k8s_rollout_status``, ``helm_status``, ``rollouts_status``, ``jenkins_get_build``), as the identity that
+A ``Probe`` reads the world only through read-only tools (``k8s_get``, ``k8s_rollout_status``,
+``helm_get``, ``rollouts_get``, ``jenkins_get``), as the identity that
 executed; what it may use of the executed call is its arguments and the small ``data`` the tool returned
 (recorded with the step, dropped when over 1 KiB). Nothing passes on the tool's word or the model's.
 

@@ -1,4 +1,4 @@
-"""Checks of the Helm tools, read back with ``helm_status``."""
+"""Checks of the Helm tools, read back with ``helm_get`` (a release's status)."""
 
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ def helm_probes(args: dict[str, Any], data: dict[str, Any] | None) -> list[Probe
 
     def judge(outcome: ToolCallOutcome) -> Verdict:
         if not outcome.ok:
-            return "failed", f"helm_status failed: {outcome.error}"
+            return "failed", f"helm_get failed: {outcome.error}"
         return helm_verdict(outcome.data or {}, revision)
 
     read_args = {"release": release, "namespace": namespace}
     return [
-        Probe(f"helm release {namespace}/{release} deployed", read_and_judge("helm_status", read_args, judge))
+        Probe(f"helm release {namespace}/{release} deployed", read_and_judge("helm_get", read_args, judge))
     ]
 
 
@@ -43,9 +43,7 @@ def helm_uninstall_probes(args: dict[str, Any], data: dict[str, Any] | None) -> 
     def judge(outcome: ToolCallOutcome) -> Verdict:
         if not outcome.ok:
             return (
-                ("passed", "gone")
-                if not_found(outcome)
-                else ("unsure", f"helm_status failed: {outcome.error}")
+                ("passed", "gone") if not_found(outcome) else ("unsure", f"helm_get failed: {outcome.error}")
             )
         state = (outcome.data or {}).get("status")
         if state == "uninstalled":
@@ -56,7 +54,5 @@ def helm_uninstall_probes(args: dict[str, Any], data: dict[str, Any] | None) -> 
 
     read_args = {"release": release, "namespace": namespace}
     return [
-        Probe(
-            f"helm release {namespace}/{release} uninstalled", read_and_judge("helm_status", read_args, judge)
-        )
+        Probe(f"helm release {namespace}/{release} uninstalled", read_and_judge("helm_get", read_args, judge))
     ]

@@ -1,4 +1,4 @@
-"""Checks of the Jenkins tools, read back with ``jenkins_get_build``."""
+"""Checks of the Jenkins tools, read back with ``jenkins_get`` (a build)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ def build_verdict(data: Mapping[str, Any]) -> Verdict:
 def _build_probe(name: str, job: Any, number: int, judge: Callable[[Mapping[str, Any]], Verdict]) -> Probe:
     def on_outcome(outcome: ToolCallOutcome) -> Verdict:
         if not outcome.ok:
-            return "failed", f"jenkins_get_build failed: {outcome.error}"
+            return "failed", f"jenkins_get failed: {outcome.error}"
         return judge(outcome.data or {})
 
-    return Probe(name, read_and_judge("jenkins_get_build", {"job": job, "number": number}, on_outcome))
+    read_args = {"job": job, "show": "build", "number": number}
+    return Probe(name, read_and_judge("jenkins_get", read_args, on_outcome))
 
 
 def trigger_probes(args: dict[str, Any], data: dict[str, Any] | None) -> list[Probe]:

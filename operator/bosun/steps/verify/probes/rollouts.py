@@ -1,4 +1,4 @@
-"""Checks of the Argo Rollouts tools, read back with ``rollouts_status`` or the Rollout itself."""
+"""Checks of the Argo Rollouts tools, read back with ``rollouts_get`` (a status) or the Rollout itself."""
 
 from __future__ import annotations
 
@@ -28,13 +28,11 @@ def _rollout_status_probe(
 
     def on_outcome(outcome: ToolCallOutcome) -> Verdict:
         if not outcome.ok:
-            return "failed", f"rollouts_status failed: {outcome.error}"
+            return "failed", f"rollouts_get failed: {outcome.error}"
         return judge(outcome.data or {})
 
     read_args = {"name": name, "namespace": namespace}
-    return Probe(
-        f"rollout {namespace}/{name} {what}", read_and_judge("rollouts_status", read_args, on_outcome)
-    )
+    return Probe(f"rollout {namespace}/{name} {what}", read_and_judge("rollouts_get", read_args, on_outcome))
 
 
 def _flag_probes(what: str, key: str, wanted: bool, field_name: str) -> Builder:

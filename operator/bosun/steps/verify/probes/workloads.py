@@ -171,7 +171,7 @@ def uncordon_probes(args: dict[str, Any], data: dict[str, Any] | None) -> list[P
 
 
 def table_names(text: str) -> list[tuple[str, str]] | None:
-    """(namespace, name) of each row of a ``k8s_list`` table over all namespaces; None if it is not
+    """(namespace, name) of each row of a ``k8s_get`` listing over all namespaces; None if it is not
     one."""
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines or lines[0].startswith("No resources found"):
@@ -187,7 +187,7 @@ def _left_on_node(node: str) -> Callable[[Reader], Awaitable[Verdict]]:
 
     async def look(read: Reader) -> Verdict:
         args = {"kind": "pods", "field_selector": f"spec.nodeName={node}", "limit": 500}
-        listed = await read("k8s_list", args)
+        listed = await read("k8s_get", args)
         if not listed.ok:
             return "unsure", f"listing its pods failed: {listed.error}"
         rows = table_names(listed.text)
