@@ -63,6 +63,10 @@ test: venv binaries ## lint, then every test against the real local control plan
 	$(MAKE) --no-print-directory lint
 	$(PY) pytest -q $(PYTEST_ARGS)
 
+.PHONY: krew
+krew: venv ## build the krew release of kubectl bosun into dist/krew/ (archive and manifest)
+	bash krew/build.sh
+
 .PHONY: operator
 operator: cluster-up ## run the operator in the foreground against $$KUBECONFIG (default .cluster/kubeconfig)
 	"$$(bash tests/cluster/build.sh)/kubectl" apply --server-side --force-conflicts -f crds/

@@ -63,7 +63,9 @@ kubectl -n shop scale deployment web --replicas=3 >/dev/null
 kubectl -n shop rollout status deployment/web --timeout=90s
 
 say "Start the operator (offline planner; log: .cluster/logs/operator-demo.log)"
-BOSUN_NAMESPACES=shop uv run --frozen python -m bosun >"$logs/operator-demo.log" 2>&1 &
+metrics_port=${BOSUN_METRICS_PORT:-9464}   # Prometheus /metrics of the operator (README, "Metrics")
+metrics() { curl -s "127.0.0.1:$metrics_port/metrics" | grep -E '^bosun_(tasks\{|task_outcomes|task_[a-z_]+_count|tool_calls_total|grant_verdicts)' | grep -v -e ' 0.0$' -e '_created'; }
+BOSUN_NAMESPACES=shop BOSUN_METRICS_PORT=$metrics_port uv run --frozen python -m bosun >"$logs/operator-demo.log" 2>&1 &
 operator=$!
 trap 'kill "$operator" 2>/dev/null; wait "$operator" 2>/dev/null || true' EXIT
 
@@ -77,6 +79,9 @@ kubectl -n shop get agenttask scale-web -o go-template='{{range .status.proposal
 {{with .diff}}{{.}}
 {{end}}{{end}}  hash: {{.status.proposal.hash}}
 '
+
+say "Metrics while it awaits approval: curl 127.0.0.1:$metrics_port/metrics"
+metrics
 
 say "bob approves the proposal shown"
 run kubectl "${bob[@]}" -n shop annotate agenttask scale-web approve=true
@@ -92,6 +97,9 @@ checks:
 {{end}}history:
 {{range .status.steps}}  {{.id}} {{.tool}} {{.state}}{{range .approvedBy}} (approved by {{.user}}){{end}}
 {{end}}'
+
+say "Metrics once it is done"
+metrics
 
 say "Audit trail (Events)"
 uid=$(kubectl -n shop get agenttask scale-web -o jsonpath='{.metadata.uid}')

@@ -10,7 +10,8 @@ The process moves through three states, each visible on ``/readyz`` (``BOSUN_HEA
    standby takes over without waiting for it to expire.
 
 Watches all namespaces, or those in ``BOSUN_NAMESPACES``; the rest of the configuration is in
-``bosun.config``. Connects with ``$KUBECONFIG`` or the in-cluster ServiceAccount.
+``bosun.config``. Connects with ``$KUBECONFIG`` or the in-cluster ServiceAccount. With
+``BOSUN_METRICS_PORT`` set, ``/metrics`` is served from the start, whatever the state (``bosun.metrics``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bosun.config import OperatorConfig
 from bosun.handlers import build_registry
 from bosun.health import Health, Started, StartupProblem, startup_checks
 from bosun.leader import LeaderElector
+from bosun.metrics import OperatorMetrics, activated
 
 log = logging.getLogger("bosun")
 
@@ -115,7 +117,13 @@ def main() -> None:
     except ValueError as exc:
         sys.exit(f"bosun: bad configuration: {exc}")
     logs.configure(config.log_format, config.log_level)
-    asyncio.run(run(config))
+    with contextlib.ExitStack() as serving:
+        if config.metrics is not None:
+            model = config.model.model if config.model else None
+            metrics = serving.enter_context(activated(OperatorMetrics(model)))
+            serving.enter_context(config.metrics.serving(metrics.registry))
+            log.info("serving /metrics on %s:%d", config.metrics.address, config.metrics.port)
+        asyncio.run(run(config))
 
 
 if __name__ == "__main__":

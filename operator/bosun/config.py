@@ -34,6 +34,8 @@
 | BOSUN_RENEW_DEADLINE_SECONDS | a leader that could not renew this long stops acting and exits (10) |
 | BOSUN_RETRY_PERIOD_SECONDS | the pause between attempts to take or renew the Lease (2) |
 | BOSUN_HEALTH_PORT | serve ``/healthz`` (liveness) and ``/readyz`` (readiness) on this port; unset: none |
+| BOSUN_METRICS_PORT, BOSUN_METRICS_ADDRESS | serve Prometheus ``/metrics`` there (``bosun.metrics``); unset |
+| | port: none; address default 127.0.0.1 (the chart sets 0.0.0.0) |
 | BOSUN_LOG_LEVEL | debug, info (default), warning or error |
 | BOSUN_LOG_FORMAT | ``text`` (default) or ``json`` (one object per line; lines about a task carry it) |
 | BOSUN_NOTIFY_* | notifications of proposals awaiting approval and of ends: ``bosun.notify.settings`` |
@@ -56,6 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from bosun_tools.logs import LOG_FORMATS
+from bosun_tools.metrics import MetricsEndpoint
 
 from bosun.core.approval_policy import ApprovalPolicy
 from bosun.core.identity import (
@@ -216,6 +219,8 @@ class OperatorConfig:
     """None: this process acts alone (one replica); see ``bosun.leader``."""
     health_port: int | None = None
     """Where ``/healthz`` and ``/readyz`` are served (see ``bosun.health``); None: not served."""
+    metrics: MetricsEndpoint | None = None
+    """Where Prometheus ``/metrics`` is served (see ``bosun.metrics``); None: not served."""
     log_level: str = "info"
     log_format: str = "text"
     notify: NotifySettings = field(default_factory=NotifySettings)
@@ -257,6 +262,7 @@ class OperatorConfig:
             allow_cluster_scope=_bool(env, "BOSUN_ALLOW_CLUSTER_SCOPE", False),
             leader_election=LeaderElection.from_env(env, lambda: operator_namespace(env)),
             health_port=_port(env, "BOSUN_HEALTH_PORT"),
+            metrics=MetricsEndpoint.from_env(env),
             log_level=_choice(env, "BOSUN_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
             log_format=_choice(env, "BOSUN_LOG_FORMAT", LOG_FORMATS, "text"),
             notify=NotifySettings.from_env(env),

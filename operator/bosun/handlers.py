@@ -15,7 +15,8 @@ object a timer watches. Handlers never raise: a reconcile that cannot finish rec
 conditions and the sweep looks again.
 
 Two indexes (``Watched``) spare a request per lookup: the ``bosun.dev/`` annotations of every Namespace
-(approval policy, execution ServiceAccount) and the names of the grants naming each task.
+(approval policy, execution ServiceAccount) and the names of the grants naming each task. A third counts
+the watched tasks by phase for the ``bosun_tasks`` gauge (``bosun.metrics``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from bosun.config import OperatorConfig
 from bosun.core.identity import APPROVE_ANNOTATION
 from bosun.core.words import is_true
 from bosun.health import Health, Started
+from bosun.metrics import active as active_metrics
+from bosun.metrics import record_reconcile_error
 from bosun.notify.sender import Notifier
 from bosun.ports.gateway import ToolGateway
 from bosun.ports.store import TaskConflict
@@ -68,6 +71,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: A
         else None
     )
     memo["notifier"] = notifier
+    metrics = active_metrics()
+    if metrics is not None:
+        metrics.tasks.index = indexes["task_phases"]
     deps = Deps(
         store=started.store,
         gateway=_gateway(config),
@@ -75,7 +81,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: A
         operator_identity=started.identity,
         identity_trusted=True,  # the startup checks refuse to go on while the policies are missing
         watched=Watched(indexes["namespace_annotations"], indexes["grant_names"]),
-        phase_observers=(notifier.observe,) if notifier else (),
+        phase_observers=((notifier.observe,) if notifier else ())
+        + ((metrics.observe_phase,) if metrics else ()),
     )
     memo["deps"] = deps
     memo["sweeper"] = asyncio.create_task(_sweep(deps, memo["health"]))
@@ -152,6 +159,7 @@ async def _reconcile_from(
         log.warning("agenttask %s/%s kept changing under this operator; the sweep retries", namespace, name)
     except Exception as exc:
         log.exception("reconcile of agenttask %s/%s failed; the sweep retries", namespace, name)
+        record_reconcile_error(exc)
         if body is not None:
             with contextlib.suppress(Exception):
                 await deps.store.post_event(body, "Warning", "ReconcileError", f"{type(exc).__name__}: {exc}")
@@ -249,6 +257,12 @@ def index_namespace_annotations(name: str, annotations: kopf.Annotations, **_: A
     return {name: {k: v for k, v in annotations.items() if k.startswith(f"{GROUP}/")}}
 
 
+def index_task_phases(status: kopf.Status, **_: Any) -> dict[str, str | None]:
+    """Each task under its phase (Pending before the operator first wrote it), with when its proposal was
+    written: ``bosun_tasks{phase}`` and the age of the oldest proposal awaiting approval."""
+    return {status.get("phase") or "Pending": (status.get("proposal") or {}).get("createdAt")}
+
+
 def index_grant_names(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
     task = (spec.get("taskRef") or {}).get("name")
     return {(namespace, task): name} if task else {}
@@ -281,6 +295,7 @@ def build_registry() -> kopf.OperatorRegistry:
     )
     kopf.index(*grants, id="grant_names", registry=registry)(index_grant_names)
     tasks = (GROUP, VERSION, "agenttasks")
+    kopf.index(*tasks, id="task_phases", registry=registry)(index_task_phases)
     kopf.on.event(*tasks, id="task", when=task_event_wanted, registry=registry)(on_task_event)
     kopf.on.event(*grants, id="grant", when=grant_event_wanted, registry=registry)(on_grant_event)
     return registry

@@ -336,3 +336,55 @@ def test_the_chart_configures_notifications_and_mounts_their_secret(tmp_path: Pa
     refused = _rendered("--kube-version", "1.36.3", "--set-json", f"notifications.sinks={json.dumps(sinks)}")
     assert refused.returncode != 0
     assert "notifications.sinks is set but notifications.secret is not" in refused.stderr
+
+
+def test_the_chart_serves_metrics_with_a_service_monitor_rules_and_a_dashboard() -> None:
+    """metrics.*: the port and its variables on the operator and the tool server, a Service of every
+    operator pod, and on request a ServiceMonitor, the alert rules (thresholds from values) and the Grafana
+    dashboard; metrics.enabled=false leaves none of it."""
+    rendered = _rendered(
+        "--kube-version", "1.36.3",
+        "--set", "tools.mode=server",
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.prometheusRule.enabled=true",
+        "--set", "metrics.prometheusRule.approvalHours=6",
+        "--set", "metrics.dashboard.enabled=true",
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    deployments = _objects(rendered.stdout, "Deployment")
+    for name in ("t-bosun-operator", "t-bosun-tools"):
+        [container] = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (env["BOSUN_METRICS_PORT"], env["BOSUN_METRICS_ADDRESS"]) == ("9090", "0.0.0.0")
+        assert {"name": "metrics", "containerPort": 9090} in container["ports"]
+    services = _objects(rendered.stdout, "Service")
+    metrics = services["t-bosun-metrics"]
+    assert metrics["spec"]["selector"] == {
+        "app.kubernetes.io/instance": "t",
+        "app.kubernetes.io/component": "operator",
+    }
+    assert {"name": "metrics", "port": 9090, "targetPort": "metrics"} in metrics["spec"]["ports"]
+    [monitor] = _objects(rendered.stdout, "ServiceMonitor").values()
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    scraped = {name for name, s in services.items() if wanted.items() <= s["metadata"]["labels"].items()}
+    assert scraped == {"t-bosun-metrics", "t-bosun-tools"}
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    [rule] = _objects(rendered.stdout, "PrometheusRule").values()
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(alerts) >= {"BosunProposalWaitingTooLong", "BosunTasksFailing", "BosunModelErrors"}
+    assert "> 6 * 3600" in alerts["BosunProposalWaitingTooLong"]["expr"]
+    assert "__" not in json.dumps(rule), "a threshold placeholder was left in the rules"
+    [dashboard] = _objects(rendered.stdout, "ConfigMap").values()
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["bosun.json"]) == json.loads(
+        (CHART / "files" / "grafana-dashboard.json").read_text()
+    )
+
+    plain = _rendered("--kube-version", "1.36.3")
+    assert "ServiceMonitor" not in plain.stdout
+    assert "PrometheusRule" not in plain.stdout
+    off = _rendered(
+        "--kube-version", "1.36.3", "--set", "tools.mode=server", "--set", "metrics.enabled=false"
+    )  # fmt: skip
+    assert "BOSUN_METRICS_PORT" not in off.stdout
+    assert "t-bosun-metrics" not in off.stdout

@@ -4,14 +4,19 @@ Settings come from the environment (see ``ToolSettings.from_env``). The server r
 operator token: an HTTP tool server that anyone on the network could call would hand out the server's
 Kubernetes rights. ``GET /healthz`` answers without a token (the chart's probes). Logs follow
 ``BOSUN_LOG_FORMAT`` and ``BOSUN_LOG_LEVEL`` like the operator's (``bosun_tools.logs``), uvicorn's included.
+With ``BOSUN_METRICS_PORT`` set it serves Prometheus metrics there (``bosun_tools.metrics``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
+from prometheus_client import CollectorRegistry
+
 from bosun_tools import logs
+from bosun_tools.metrics import MetricsEndpoint, ToolServerMetrics, activated
 from bosun_tools.server import build_server
 from bosun_tools.settings import ToolSettings
 
@@ -19,6 +24,7 @@ from bosun_tools.settings import ToolSettings
 def main() -> None:
     try:
         settings = ToolSettings.from_env()
+        endpoint = MetricsEndpoint.from_env(os.environ)
         logs.configure(
             os.environ.get("BOSUN_LOG_FORMAT", "text").strip().lower() or "text",
             os.environ.get("BOSUN_LOG_LEVEL", "info").strip().lower() or "info",
@@ -34,14 +40,19 @@ def main() -> None:
     if settings.external_token and settings.external_token == settings.operator_token:
         sys.exit("bosun-tools: BOSUN_TOOLS_EXTERNAL_TOKEN must differ from BOSUN_TOOLS_OPERATOR_TOKEN")
     server = build_server(settings)
-    # log_config None: uvicorn keeps its hands off logging, so its lines go through the handler set above.
-    server.run(
-        transport="http",
-        host=settings.host,
-        port=settings.port,
-        show_banner=False,
-        uvicorn_config={"log_config": None},
-    )
+    with contextlib.ExitStack() as serving:
+        if endpoint is not None:
+            registry = CollectorRegistry()
+            serving.enter_context(activated(ToolServerMetrics(registry)))
+            serving.enter_context(endpoint.serving(registry))
+        # log_config None: uvicorn keeps its hands off logging, so its lines go through the handler set above.
+        server.run(
+            transport="http",
+            host=settings.host,
+            port=settings.port,
+            show_banner=False,
+            uvicorn_config={"log_config": None},
+        )
 
 
 if __name__ == "__main__":

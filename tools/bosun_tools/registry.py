@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import inspect
 import pkgutil
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
+from bosun_tools import metrics
 from bosun_tools.client.kube import KubeClient, KubeError
 from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput
@@ -197,6 +199,11 @@ def safety_of(tool_name: str) -> ToolSafety:
     return REGISTRY.safety_of(tool_name)
 
 
+def tool_label(tool_name: str) -> str:
+    """A metric label for a tool: its name when registered, else ``unknown`` (whatever a model named)."""
+    return tool_name if safety_of(tool_name) is not UNKNOWN_TOOL else UNKNOWN_TOOL.toolset
+
+
 def group_of(tool_name: str) -> str:
     """The group a model is offered a tool in (``ToolRegistry.tool``); an unknown tool's is its toolset's,
     ``unknown``."""
@@ -275,8 +282,11 @@ def servable(spec: ToolSpec, make_context: ContextFactory) -> ToolFn:
             seal_for=ctx.task,
             sealing=ctx.preview and not spec.safety.read_only,
         )
+        started, ok = time.monotonic(), False
         try:
-            return await asyncio.wait_for(sealed, timeout=spec.timeout)
+            output = await asyncio.wait_for(sealed, timeout=spec.timeout)
+            ok = True
+            return output
         except TimeoutError:
             raise ToolError(
                 f"{spec.name} timed out after {spec.timeout:g}s and was cancelled; "
@@ -289,6 +299,8 @@ def servable(spec: ToolSpec, make_context: ContextFactory) -> ToolFn:
             raise ToolError(ctx.secrets.scrub(str(exc))) from None
         finally:
             _current.reset(token)
+            mutating = not spec.safety.read_only
+            metrics.record_served(spec.name, mutating=mutating, preview=ctx.preview, ok=ok, since=started)
 
     return run
 

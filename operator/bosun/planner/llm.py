@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bosun.metrics import record_model_call
 from bosun.planner.types import ModelSettings, Usage
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
@@ -136,7 +138,29 @@ def _api_key(settings: ModelSettings) -> str | None:
 async def complete(
     settings: ModelSettings, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
 ) -> ModelReply:
-    """One chat completion, retried with backoff on transient failures; raises ModelError otherwise."""
+    """One chat completion, retried with backoff on transient failures; raises ModelError otherwise.
+    Counted once, retries included (``bosun_model_calls_total``, tokens and cost)."""
+    started = time.monotonic()
+    try:
+        reply = await _complete(settings, messages, tools)
+    except ModelError:
+        record_model_call(settings.model, started, ok=False)
+        raise
+    usage = reply.usage
+    record_model_call(
+        settings.model,
+        started,
+        ok=True,
+        prompt=usage.prompt_tokens,
+        completion=usage.completion_tokens,
+        cost=usage.cost_usd,
+    )
+    return reply
+
+
+async def _complete(
+    settings: ModelSettings, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+) -> ModelReply:
     litellm = _litellm()
     attempts = max(1, settings.max_retries + 1)
     attempt = 0

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import TextContent
 
 from bosun.core import scope
+from bosun.metrics import record_tool_call
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 """Where Kubernetes tells a pod its namespace, next to its ServiceAccount token."""
@@ -359,7 +361,26 @@ class ToolGateway:
         task: TaskRef | None,
         timeout: float,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
     ) -> ToolCallOutcome:
-        """One MCP call; tool failures come back as ``ok=False``, never as exceptions."""
+        """One MCP call; tool failures come back as ``ok=False``, never as exceptions. Each is counted
+        (``bosun_tool_calls_total``): ``unavailable`` when the tool server was not reached."""
+        started = time.monotonic()
+        try:
+            outcome = await self._call_once(tool, args, identity, mode, task, timeout)
+        except ToolServerUnavailable:
+            record_tool_call(tool, mode, "unavailable", started)
+            raise
+        record_tool_call(tool, mode, "ok" if outcome.ok else "error", started)
+        return outcome
+
+    async def _call_once(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        identity: Identity,
+        mode: str,
+        task: TaskRef | None,
+        timeout: float,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+    ) -> ToolCallOutcome:
         client = await self._session()
         try:
             result = await client.call_tool_mcp(

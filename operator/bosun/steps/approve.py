@@ -28,6 +28,7 @@ from bosun.core.proposals import (
     finished_verdict,
     skip_remaining,
 )
+from bosun.metrics import record_grant_verdict
 from bosun.steps.task import Deps, Task
 
 
@@ -113,19 +114,17 @@ async def _decide(task: Task, grant: dict[str, Any], proposal: Proposal, policy:
     who = approver.user if approver else "unknown"
     moved = verdict.accepted and outcome.complete
     verdict = await _record_decision(task, meta["name"], verdict, outcome, policy, proposal, who, now)
+    answer = grant_status(
+        verdict,
+        approver=approver,
+        task_uid=task.uid,
+        revision=proposal.revision,
+        generation=meta.get("generation"),
+        now=now,
+    )
+    record_grant_verdict(verdict, answer.state)
     with contextlib.suppress(KubeError):
-        await task.deps.store.write_grant_status(
-            task.namespace,
-            meta["name"],
-            grant_status(
-                verdict,
-                approver=approver,
-                task_uid=task.uid,
-                revision=proposal.revision,
-                generation=meta.get("generation"),
-                now=now,
-            ),
-        )
+        await task.deps.store.write_grant_status(task.namespace, meta["name"], answer)
     grant_event = ("Normal", "GrantAccepted") if verdict.accepted else ("Warning", "GrantRejected")
     await task.deps.store.post_event(
         {"apiVersion": API_VERSION, "kind": "ApprovalGrant", **grant},
@@ -226,15 +225,13 @@ async def _reject_grant(
     """Tell a grant's author that it decided nothing and why (the grant's status is all they watch)."""
     meta = grant["metadata"]
     approver = ids.approver_of(meta, deps.operator_identity) if deps.identity_trusted else None
-    await deps.store.write_grant_status(
-        meta["namespace"],
-        meta["name"],
-        grant_status(
-            verdict,
-            approver=approver,
-            task_uid=task_uid,
-            revision=None,
-            generation=meta.get("generation"),
-            now=deps.now(),
-        ),
+    answer = grant_status(
+        verdict,
+        approver=approver,
+        task_uid=task_uid,
+        revision=None,
+        generation=meta.get("generation"),
+        now=deps.now(),
     )
+    record_grant_verdict(verdict, answer.state)
+    await deps.store.write_grant_status(meta["namespace"], meta["name"], answer)

@@ -30,6 +30,7 @@ from bosun.api.models import (
     PendingEvent,
     TaskPhase,
     UserRef,
+    one_line,
 )
 from bosun.api.models import now as utcnow
 from bosun.config import OperatorConfig
@@ -228,13 +229,12 @@ class Task:
     def note(self, type_: str, reason: str, message: str) -> None:
         """An Event to be recorded by the next status write and posted right after it: the change and
         its report are one write, so a crash in between loses neither and posts nothing twice."""
-        flat = " ".join(message.split())
         self.unsent.append(
             PendingEvent(
                 id=uuid.uuid4().hex[:16],
                 type="Warning" if type_ == "Warning" else "Normal",
                 reason=reason,
-                message=flat if len(flat) <= EVENT_MESSAGE_CAP else flat[: EVENT_MESSAGE_CAP - 1] + "…",
+                message=one_line(message, EVENT_MESSAGE_CAP),
                 at=datetime.now(UTC),
             )
         )

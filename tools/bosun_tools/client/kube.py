@@ -29,6 +29,7 @@ from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
 
 from bosun_tools.identity import Identity
+from bosun_tools.metrics import record_api_error
 
 DEFAULT_TIMEOUT = 30.0
 # client-go re-reads a kubeconfig ``tokenFile`` once a minute: a rotated token is used without a restart.
@@ -431,10 +432,12 @@ class KubeClient:
             try:
                 return await http.send(request, stream=stream)
             except httpx.TimeoutException as exc:
+                record_api_error(method, 504)
                 raise KubeError(
                     504, "Timeout", f"{method} {path} got no answer within {timeouts.read or 0:g}s"
                 ) from exc
             except httpx.TransportError as exc:
+                record_api_error(method, 503)
                 raise KubeError(
                     503, "ServiceUnavailable", f"cannot reach the API server at {credentials.host}: {exc}"
                 ) from exc
@@ -446,6 +449,8 @@ class KubeClient:
             if renewed is not None:
                 await response.aclose()
                 response = await send(renewed)
+        if response.status_code >= 400:
+            record_api_error(method, response.status_code)
         return response
 
     async def watch(
