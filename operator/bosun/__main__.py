@@ -11,7 +11,9 @@ The process moves through three states, each visible on ``/readyz`` (``BOSUN_HEA
 
 Watches all namespaces, or those in ``BOSUN_NAMESPACES``; the rest of the configuration is in
 ``bosun.config``. Connects with ``$KUBECONFIG`` or the in-cluster ServiceAccount. With
-``BOSUN_METRICS_PORT`` set, ``/metrics`` is served from the start, whatever the state (``bosun.metrics``).
+``BOSUN_METRICS_PORT`` set, ``/metrics`` is served from the start, whatever the state (``bosun.metrics``);
+with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans are exported until the process ends, the last ones flushed
+after kopf's cleanup (``bosun.tracing``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 
 import kopf
 from bosun_tools import logs
+from bosun_tools.tracing import exporting
 
 # kopf's Insights (private, pinned kopf version): the only place kopf says which watches it started.
 from kopf._cogs.structs.references import Insights
@@ -123,6 +126,8 @@ def main() -> None:
             metrics = serving.enter_context(activated(OperatorMetrics(model)))
             serving.enter_context(config.metrics.serving(metrics.registry))
             log.info("serving /metrics on %s:%d", config.metrics.address, config.metrics.port)
+        if serving.enter_context(exporting("bosun-operator")) is not None:
+            log.info("exporting traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
         asyncio.run(run(config))
 
 

@@ -31,7 +31,9 @@ from typing import Any
 import kopf
 from bosun_tools import logs
 from bosun_tools.client.kube import KubeError
+from bosun_tools.tracing import active as active_tracing
 
+from bosun import tracing
 from bosun.api.models import API_VERSION, GROUP, TERMINAL_PHASES, VERSION
 from bosun.config import OperatorConfig
 from bosun.core.identity import APPROVE_ANNOTATION
@@ -82,7 +84,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: A
         identity_trusted=True,  # the startup checks refuse to go on while the policies are missing
         watched=Watched(indexes["namespace_annotations"], indexes["grant_names"]),
         phase_observers=((notifier.observe,) if notifier else ())
-        + ((metrics.observe_phase,) if metrics else ()),
+        + ((metrics.observe_phase,) if metrics else ())
+        + ((tracing.observe_phase,) if active_tracing() else ()),
     )
     memo["deps"] = deps
     memo["sweeper"] = asyncio.create_task(_sweep(deps, memo["health"]))

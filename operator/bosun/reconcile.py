@@ -14,6 +14,7 @@ from typing import Any
 
 from bosun_tools.sealing import CLEANUP_TOOL
 
+from bosun import tracing
 from bosun.api.models import SUMMARY_CAP, AgentTaskSpec, AgentTaskStatus, cap
 from bosun.core.phases import is_final, with_condition
 from bosun.core.proposals import add_usage, record_of, skip_remaining
@@ -31,7 +32,12 @@ CANCEL_ANNOTATION = "cancel"
 async def reconcile_task(body: dict[str, Any], deps: Deps) -> None:
     """Advance one task as far as it can go now. Raises ``TaskConflict`` when the task changed under it:
     the caller reads it again and starts over. What waits (a person, the tool server, the TTL) is picked
-    up by the next event or by the sweep."""
+    up by the next event or by the sweep. Each pass is one trace (``bosun.tracing``)."""
+    with tracing.task_pass(body):
+        await _advance(body, deps)
+
+
+async def _advance(body: dict[str, Any], deps: Deps) -> None:
     status = AgentTaskStatus.model_validate(body.get("status") or {})
     spec = AgentTaskSpec.model_validate(body.get("spec") or {})
     task = Task(body, spec, status, deps)
@@ -51,17 +57,18 @@ async def reconcile_task(body: dict[str, Any], deps: Deps) -> None:
     try:
         while not is_final(task.status):
             phase = task.status.phase
-            if phase == "Planning":
-                await plan(task)
-            elif phase == "AwaitingApproval":
-                if not await await_approval(task):
-                    return
-            elif phase == "Executing":
-                await execute(task)
-                await _tool_server_back(task)
-            elif phase == "Verifying":
-                await _verify(task)
-                await _tool_server_back(task)
+            with tracing.phase_step(phase or "Pending"):
+                if phase == "Planning":
+                    await plan(task)
+                elif phase == "AwaitingApproval":
+                    if not await await_approval(task):
+                        return
+                elif phase == "Executing":
+                    await execute(task)
+                    await _tool_server_back(task)
+                elif phase == "Verifying":
+                    await _verify(task)
+                    await _tool_server_back(task)
     except ToolServerUnavailable as exc:
         task.status = with_condition(
             task.status,

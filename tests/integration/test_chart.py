@@ -388,3 +388,21 @@ def test_the_chart_serves_metrics_with_a_service_monitor_rules_and_a_dashboard()
     )  # fmt: skip
     assert "BOSUN_METRICS_PORT" not in off.stdout
     assert "t-bosun-metrics" not in off.stdout
+
+
+def test_the_chart_turns_traces_on_with_an_otlp_endpoint() -> None:
+    """tracing.otlpEndpoint: OTEL_EXPORTER_OTLP_ENDPOINT on the operator and the tool server; empty (the
+    default): not set, so neither process sets tracing up."""
+    collector = "http://otel-collector.monitoring:4318"
+    rendered = _rendered(
+        "--kube-version", "1.36.3", "--set", "tools.mode=server", "--set", f"tracing.otlpEndpoint={collector}"
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    deployments = _objects(rendered.stdout, "Deployment")
+    for name in ("t-bosun-operator", "t-bosun-tools"):
+        [container] = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == collector, name
+    plain = _rendered("--kube-version", "1.36.3", "--set", "tools.mode=server")
+    assert plain.returncode == 0, plain.stderr
+    assert "OTEL_EXPORTER_OTLP" not in plain.stdout

@@ -1,5 +1,6 @@
 """An operator without a model never loads LangGraph or LiteLLM: they would cost every offline
-installation about 1.5 s of start-up and 140 MiB (``make bench`` shows start time and idle RSS)."""
+installation about 1.5 s of start-up and 140 MiB (``make bench`` shows start time and idle RSS). Nor, with
+traces off (no ``OTEL_EXPORTER_OTLP_*ENDPOINT``), OpenTelemetry's SDK and exporter."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import textwrap
 
 MODEL_LIBRARIES = ("langgraph", "litellm", "langchain_core")
+TRACING_LIBRARIES = ("opentelemetry.sdk", "opentelemetry.exporter", "opentelemetry.proto")
 
 
 def test_the_operator_and_the_offline_planner_import_no_model_library() -> None:
@@ -23,3 +25,22 @@ def test_the_operator_and_the_offline_planner_import_no_model_library() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"imported at start without a model: {proc.stdout.strip()}"
+
+
+def test_the_operator_and_the_tool_server_with_traces_off_import_no_tracing_sdk() -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        import bosun.__main__, bosun_tools.__main__
+        from bosun_tools.tracing import exporting
+        for name in [n for n in os.environ if n.startswith("OTEL_")]:
+            del os.environ[name]
+        with exporting("bosun-operator") as provider:
+            assert provider is None
+        loaded = [name for name in {TRACING_LIBRARIES!r} if name in sys.modules]
+        print(",".join(loaded))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"imported at start with traces off: {proc.stdout.strip()}"

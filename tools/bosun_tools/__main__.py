@@ -4,7 +4,8 @@ Settings come from the environment (see ``ToolSettings.from_env``). The server r
 operator token: an HTTP tool server that anyone on the network could call would hand out the server's
 Kubernetes rights. ``GET /healthz`` answers without a token (the chart's probes). Logs follow
 ``BOSUN_LOG_FORMAT`` and ``BOSUN_LOG_LEVEL`` like the operator's (``bosun_tools.logs``), uvicorn's included.
-With ``BOSUN_METRICS_PORT`` set it serves Prometheus metrics there (``bosun_tools.metrics``).
+With ``BOSUN_METRICS_PORT`` set it serves Prometheus metrics there (``bosun_tools.metrics``); with
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set it exports FastMCP's spans of each request (``bosun_tools.tracing``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bosun_tools import logs
 from bosun_tools.metrics import MetricsEndpoint, ToolServerMetrics, activated
 from bosun_tools.server import build_server
 from bosun_tools.settings import ToolSettings
+from bosun_tools.tracing import exporting
 
 
 def main() -> None:
@@ -45,6 +47,7 @@ def main() -> None:
             registry = CollectorRegistry()
             serving.enter_context(activated(ToolServerMetrics(registry)))
             serving.enter_context(endpoint.serving(registry))
+        serving.enter_context(exporting("bosun-tools"))
         # log_config None: uvicorn keeps its hands off logging, so its lines go through the handler set above.
         server.run(
             transport="http",

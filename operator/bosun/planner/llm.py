@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bosun import tracing
 from bosun.metrics import record_model_call
 from bosun.planner.types import ModelSettings, Usage
 
@@ -139,22 +140,19 @@ async def complete(
     settings: ModelSettings, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
 ) -> ModelReply:
     """One chat completion, retried with backoff on transient failures; raises ModelError otherwise.
-    Counted once, retries included (``bosun_model_calls_total``, tokens and cost)."""
+    Counted once, retries included (``bosun_model_calls_total``, tokens and cost), and traced as one span
+    (``bosun.tracing.model_call``)."""
     started = time.monotonic()
-    try:
-        reply = await _complete(settings, messages, tools)
-    except ModelError:
-        record_model_call(settings.model, started, ok=False)
-        raise
-    usage = reply.usage
-    record_model_call(
-        settings.model,
-        started,
-        ok=True,
-        prompt=usage.prompt_tokens,
-        completion=usage.completion_tokens,
-        cost=usage.cost_usd,
-    )
+    with tracing.model_call(settings.model) as current:
+        try:
+            reply = await _complete(settings, messages, tools)
+        except ModelError:
+            record_model_call(settings.model, started, ok=False)
+            raise
+        usage = reply.usage
+        prompt, completion, cost = usage.prompt_tokens, usage.completion_tokens, usage.cost_usd
+        record_model_call(settings.model, started, ok=True, prompt=prompt, completion=completion, cost=cost)
+        tracing.model_usage(current, prompt=prompt, completion=completion, cost=cost)
     return reply
 
 

@@ -43,6 +43,7 @@ from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import TextContent
 
+from bosun import tracing
 from bosun.core import scope
 from bosun.metrics import record_tool_call
 
@@ -362,14 +363,19 @@ class ToolGateway:
         timeout: float,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
     ) -> ToolCallOutcome:
         """One MCP call; tool failures come back as ``ok=False``, never as exceptions. Each is counted
-        (``bosun_tool_calls_total``): ``unavailable`` when the tool server was not reached."""
+        (``bosun_tool_calls_total``): ``unavailable`` when the tool server was not reached; and traced
+        (``bosun.tracing.tool_call``)."""
         started = time.monotonic()
-        try:
-            outcome = await self._call_once(tool, args, identity, mode, task, timeout)
-        except ToolServerUnavailable:
-            record_tool_call(tool, mode, "unavailable", started)
-            raise
-        record_tool_call(tool, mode, "ok" if outcome.ok else "error", started)
+        with tracing.tool_call(tool, mode) as current:
+            try:
+                outcome = await self._call_once(tool, args, identity, mode, task, timeout)
+            except ToolServerUnavailable:
+                record_tool_call(tool, mode, "unavailable", started)
+                tracing.tool_outcome(current, "unavailable")
+                raise
+            result = "ok" if outcome.ok else "error"
+            record_tool_call(tool, mode, result, started)
+            tracing.tool_outcome(current, result)
         return outcome
 
     async def _call_once(
