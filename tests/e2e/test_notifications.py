@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.conftest import (
     Operator,
@@ -27,8 +26,14 @@ from tests.e2e.conftest import (
     wait_phase,
     with_model,
 )
-from tests.e2e.test_secrets import FORMS, NEW_PASSWORD, OLD_PASSWORD, llm  # noqa: F401  (llm: a fixture)
-from tests.fakes.llm import FakeLLM, call, text, tool_calls
+from tests.e2e.test_secrets import (  # noqa: F401  (llm: a fixture)
+    FORMS,
+    NEW_PASSWORD,
+    OLD_PASSWORD,
+    llm,
+    script_rotation,
+)
+from tests.fakes.llm import FakeLLM
 from tests.fakes.webhook import HANG, FakeWebhook, Received, verify
 from tests.waiting import eventually
 
@@ -235,19 +240,7 @@ def test_a_rotated_password_is_in_no_notification(
     """As tests/e2e/test_secrets.py: the model proposes a new password for Secret db (and repeats it in its
     own words); every sink is told of the proposal and of the success, and no message carries it."""
     kubectl("-n", namespace, "create", "secret", "generic", "db", f"--from-literal=password={OLD_PASSWORD}")
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "db", "namespace": namespace},
-        "stringData": {"password": NEW_PASSWORD},
-    }
-    llm.script(
-        tool_calls(
-            call("k8s_apply", {"manifest": yaml.safe_dump(secret), "namespace": namespace}),
-            content=f"I will set the password of Secret db to {NEW_PASSWORD}.",
-        ),
-        text(f"Proposed: rotate the password of Secret db (new value {NEW_PASSWORD})."),
-    )
+    script_rotation(llm, namespace)
     paths = {"ops": "/hooks/ops-s3cr3t", "chat": "/services/s3cr3t", "team": "/workflows/s3cr3t"}
     kinds = {"ops": "webhook", "chat": "slack", "team": "teams"}
     operator = notifying(

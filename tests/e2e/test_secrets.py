@@ -37,6 +37,28 @@ def llm() -> Iterator[FakeLLM]:
         yield fake
 
 
+def new_password_secret(namespace: str) -> str:
+    """Secret db with the new password, as the model applies it."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": namespace},
+        "stringData": {"password": NEW_PASSWORD},
+    }
+    return yaml.safe_dump(secret)
+
+
+def script_rotation(llm: FakeLLM, namespace: str) -> None:
+    """The model proposes the new password for Secret db, and repeats it in its own words."""
+    llm.script(
+        tool_calls(
+            call("k8s_apply", {"manifest": new_password_secret(namespace), "namespace": namespace}),
+            content=f"I will set the password of Secret db to {NEW_PASSWORD}.",
+        ),
+        text(f"Proposed: rotate the password of Secret db (new value {NEW_PASSWORD})."),
+    )
+
+
 def secret_data(kubectl: Any, namespace: str, name: str) -> dict[str, bytes]:
     data = get(kubectl, namespace, "secret", name).get("data") or {}
     return {key: base64.b64decode(value) for key, value in data.items()}
@@ -60,19 +82,7 @@ def test_a_rotated_password_is_proposed_sealed_runs_exactly_and_is_shown_nowhere
     kubectl: Any, namespace: str, users: None, operator_factory: Callable[..., Operator], llm: FakeLLM
 ) -> None:
     kubectl("-n", namespace, "create", "secret", "generic", "db", f"--from-literal=password={OLD_PASSWORD}")
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "db", "namespace": namespace},
-        "stringData": {"password": NEW_PASSWORD},
-    }
-    llm.script(
-        tool_calls(
-            call("k8s_apply", {"manifest": yaml.safe_dump(secret), "namespace": namespace}),
-            content=f"I will set the password of Secret db to {NEW_PASSWORD}.",
-        ),
-        text(f"Proposed: rotate the password of Secret db (new value {NEW_PASSWORD})."),
-    )
+    script_rotation(llm, namespace)
     operator = operator_factory(
         BOSUN_MODEL="openai/gpt-4.1-mini", BOSUN_API_BASE=llm.url, BOSUN_API_KEY="test"
     )
@@ -125,15 +135,9 @@ def test_values_sealed_for_a_plan_that_was_withdrawn_are_released_when_the_task_
     """The password change previews (its value sealed in a holding Secret), but the same turn's other
     change cannot be previewed, so the whole plan is withdrawn; the model then stops. Nothing was proposed,
     yet a holding Secret was written: the finished task must not leave it behind."""
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "db", "namespace": namespace},
-        "stringData": {"password": NEW_PASSWORD},
-    }
     llm.script(
         tool_calls(
-            call("k8s_apply", {"manifest": yaml.safe_dump(secret), "namespace": namespace}),
+            call("k8s_apply", {"manifest": new_password_secret(namespace), "namespace": namespace}),
             call("k8s_scale", {"kind": "Deployment", "name": "ghost", "namespace": namespace, "replicas": 2}),
         ),
         text("Done."),
