@@ -16,12 +16,14 @@ from bosun_tools.sealing import CLEANUP_TOOL
 
 from bosun import tracing
 from bosun.api.models import SUMMARY_CAP, AgentTaskSpec, AgentTaskStatus, cap
+from bosun.core.follow_up import FollowUp
 from bosun.core.phases import is_final, with_condition
 from bosun.core.proposals import add_usage, record_of, skip_remaining
 from bosun.core.words import is_true
 from bosun.ports.gateway import ToolServerUnavailable
 from bosun.steps.approve import await_approval, close_grants, take_annotation_approval
 from bosun.steps.execute import execute
+from bosun.steps.follow_up import model_context
 from bosun.steps.plan import plan, start
 from bosun.steps.task import Deps, Task
 from bosun.steps.verify.run import verify
@@ -116,16 +118,19 @@ async def _verify(task: Task) -> None:
     if execution.problem is not None:
         await task.move("Failed", "ExecutionIdentityInvalid", execution.problem, "Warning")
         return
+    model = deps.config.model_for(task.spec.model)
+    found = await model_context(task, strict=False) if model is not None else None
     result = await verify(
         executed,
-        ctx=task.planning_context(execution),
+        ctx=task.planning_context(execution, found.context if isinstance(found, FollowUp) else None),
         gateway=deps.gateway,
-        model=deps.config.model_for(task.spec.model),
+        model=model,
         revision=proposal.revision,
         deadline_seconds=deps.config.verify_seconds,
         now=deps.now,
     )
-    status = add_usage(status, result.usage).model_copy(update={"verification": result.verification})
+    status = add_usage(status, result.usage, model.model if model is not None else None)
+    status = status.model_copy(update={"verification": result.verification})
     message = result.verification.judgement or ""
     if result.verification.passed:
         status = with_condition(

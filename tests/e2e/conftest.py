@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.conftest import ClusterAccess
 from tests.fakes.llm import FakeLLM, call
 from tests.waiting import crds_established, eventually
 
@@ -294,3 +297,84 @@ def stuck_deployment(kubectl: Any, namespace: str) -> None:
         },
     }
     apply(kubectl, namespace, doc)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# ----- the web console (bosun console) ------------------------------------------------------------------
+
+
+@dataclass
+class ConsoleProcess:
+    """One ``bosun console`` run by a person, with their kubeconfig."""
+
+    user: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_console(
+    cluster: ClusterAccess, tmp: Path, user: str, namespace: str, *extra: str
+) -> ConsoleProcess:
+    port = free_port()
+    config = cluster.kubeconfig if user == "admin" else cluster.user_kubeconfig(user)
+    log = tmp / f"console-{user}-{port}.log"
+    env = dict(os.environ)
+    env.pop("KUBECONFIG", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "bosun"),
+                "console",
+                "--port",
+                str(port),
+                *(["--kubeconfig", str(config), "-n", namespace] if "--forwarded-token" not in extra else []),
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    console = ConsoleProcess(user, f"http://127.0.0.1:{port}", proc, log)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"bosun console as {user} exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{console.url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    eventually(f"the console of {user} to serve /healthz", healthy, timeout=60)
+    return console
+
+
+@pytest.fixture
+def consoles(
+    cluster: ClusterAccess, tmp_path: Path, namespace: str
+) -> Iterator[Callable[..., ConsoleProcess]]:
+    started: list[ConsoleProcess] = []
+
+    def start(user: str, *extra: str) -> ConsoleProcess:
+        console = start_console(cluster, tmp_path, user, namespace, *extra)
+        started.append(console)
+        return console
+
+    yield start
+    for console in started:
+        console.stop()

@@ -34,12 +34,12 @@ from tests.e2e.conftest import (
     Operator,
     apply,
     deployment,
+    free_port,
     get,
     grant_doc,
     task_doc,
     wait_phase,
 )
-from tests.e2e.test_failover import free_port
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster

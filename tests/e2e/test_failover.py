@@ -20,7 +20,6 @@ import asyncio
 import base64
 import json
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +36,7 @@ from bosun.config import LeaderElection
 from bosun.leader import LeaderElector
 from bosun_tools.client.kube import KubeClient
 
-from tests.e2e.conftest import ROOT, Operator, grant_doc, task_doc
+from tests.e2e.conftest import ROOT, Operator, free_port, grant_doc, task_doc
 from tests.fakes.jenkins import FakeJenkins
 from tests.waiting import eventually, eventually_async
 
@@ -58,13 +57,6 @@ class Run(Protocol):
     """kubectl as the admin or as ``user``; returns stdout, raises on failure."""
 
     def __call__(self, *args: str, user: str | None = None, input: str | None = None) -> str: ...
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ROOT, Operator, apply, deployment, grant_doc, task_doc, wait_phase
-from tests.e2e.test_tool_server import TOKEN, free_port
+from tests.e2e.conftest import ROOT, Operator, apply, deployment, free_port, grant_doc, task_doc, wait_phase
+from tests.e2e.test_tool_server import TOKEN
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster

@@ -3,7 +3,6 @@ server is up (no restart of the operator, no action by the user)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,18 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Operator, apply, deployment, status_of, task_doc, wait_phase
+from tests.e2e.conftest import ROOT, Operator, apply, deployment, free_port, status_of, task_doc, wait_phase
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 TOKEN = "e2e-operator-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -103,3 +103,21 @@ def test_model_context_is_rebuilt_from_status_and_usage_adds_up() -> None:
     assert (total.usage.calls, total.usage.prompt_tokens, total.usage.completion_tokens) == (3, 150, 25)
     assert total.usage.cost_usd == 0.0015
     assert total.usage.wire()["costUSD"] == 0.0015
+
+
+def test_usage_names_the_model_its_calls_were_made_with() -> None:
+    """``status.usage.model``: written with the usage whenever a model is configured, kept when a later
+    update has none to name (a replay, the offline planner), the latest when it changed."""
+    status = AgentTaskStatus()
+    assert "model" not in status.usage.wire()
+    assert add_usage(status, Usage()).usage.model is None
+    first = add_usage(status, Usage(1, 100, 20, 0.001), "openai/gpt-4.1-mini")
+    assert first.usage.wire() == {
+        "calls": 1,
+        "promptTokens": 100,
+        "completionTokens": 20,
+        "costUSD": 0.001,
+        "model": "openai/gpt-4.1-mini",
+    }
+    assert add_usage(first, Usage()).usage.model == "openai/gpt-4.1-mini"
+    assert add_usage(first, Usage(1, 1, 1, 0), "anthropic/claude").usage.model == "anthropic/claude"

@@ -50,6 +50,7 @@ def test_agenttask_shape() -> None:
         "Age": (".metadata.creationTimestamp", 0),
         "Pending": (".status.pendingSteps", 1),
         "Hash": (".status.proposal.shortHash", 1),
+        "Follow-Up-Of": (".spec.followUpOf", 1),
         "Request": (".status.requestPreview", 1),
     }
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]

@@ -33,6 +33,7 @@ from bosun.cli.cluster import AGENT_TASKS, Connection, UsageError
 from bosun.cli.commands import Console
 from bosun.cli.main import parser
 from bosun.cli.objects import grant_object, name_prefix, task_object
+from bosun.core import follow_up
 from bosun.core.phases import approvals_pending, transition
 from bosun_tools.client.kube import KubeError
 from bosun_tools.identity import Identity
@@ -262,6 +263,23 @@ def test_show_of_a_task_that_succeeded() -> None:
     check(GOLDEN / "kubectl_bosun_show_succeeded.txt", shown, HOW_TO_UPDATE)
     assert "Ended Succeeded: Verified: objective checks passed" in shown
     assert "Scaled deployment web in shop to 5 replicas" in shown
+
+
+def test_show_of_a_follow_up_refused_because_the_task_it_follows_has_not_finished() -> None:
+    refusal = follow_up.previous_refusal(
+        "scale-web", "shop", "bob", allowed=True, previous=awaiting_task(), follower_created=NOW
+    )
+    assert refusal is not None
+    status = _moved(
+        AgentTaskStatus(phase="Pending", requester=BOB), ("Failed", refusal.reason, refusal.message, _at(6))
+    )
+    body = _body("pause-checkout-too", status, "and pause checkout as well", created=_at(6))
+    body["spec"]["followUpOf"] = "scale-web"
+    shown = render.task(body, PLAIN, now=NOW, tz=UTC)
+    check(GOLDEN / "kubectl_bosun_show_follow_up.txt", shown, HOW_TO_UPDATE)
+    assert "  Follows up: scale-web\n" in shown
+    assert "Follows up" not in render.task(succeeded_task(), PLAIN, now=NOW, tz=UTC)
+    assert "Ended Failed: FollowUpNotFinished: spec.followUpOf: AgentTask scale-web" in shown
 
 
 def test_what_an_approval_of_one_step_of_two_shows_before_it_is_confirmed() -> None:

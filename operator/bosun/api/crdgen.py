@@ -170,6 +170,7 @@ def agenttask_crd() -> dict[str, Any]:
             ("Age", "date", ".metadata.creationTimestamp", 0),
             ("Pending", "integer", ".status.pendingSteps", 1),
             ("Hash", "string", ".status.proposal.shortHash", 1),
+            ("Follow-Up-Of", "string", ".spec.followUpOf", 1),
             ("Request", "string", ".status.requestPreview", 1),
         ),
     )

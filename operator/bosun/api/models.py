@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from bosun_tools.output import cap_text
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "bosun.dev"
@@ -63,6 +63,24 @@ COLUMN_CAP = 80
 longer text would push every other column off the screen."""
 SHORT_HASH_HEX = 12
 """Hex digits of a plan hash shown by ``kubectl get -o wide``: git's short length, unambiguous in one task."""
+MAX_FOLLOW_UP_TURNS = 3
+"""Earlier tasks a follow-up shows the model: the one it names and, through their own ``followUpOf``, the
+ones before, newest first; older turns are left out (``bosun.core.follow_up``)."""
+FOLLOW_UP_CONTEXT_CAP = 4000
+"""Characters of those earlier turns given to the model, truncation marker included."""
+MAX_TARGET_NAMESPACES = 20
+MAX_POLICY_RULES = MAX_TARGET_NAMESPACES + 1
+"""Destructive-approver requirements a task's approval policy can hold: at most one from each namespace it
+answers to (its own and every target namespace; ``bosun.core.approval_policy.strictest``)."""
+MAX_RULE_GROUPS = 8
+"""Groups of one such requirement listed in ``status.approvalPolicy``; more are counted, not listed."""
+GROUP_NAME_MAX = 253
+POLICY_SUMMARY_CAP = 1024
+POLICY_PROBLEM_CAP = 1024
+FOLLOW_UP_EXCLUSIVE = (
+    "spec.replayOf and spec.followUpOf are mutually exclusive: a replay proposes another task's recorded "
+    "calls again, a follow-up plans anew with an earlier task as context; set one of them"
+)
 
 TaskPhase = Literal[
     "Pending",
@@ -118,7 +136,11 @@ class AgentTaskSpec(_Model):
                 {
                     "rule": "self == oldSelf",
                     "message": "spec is immutable after creation; create a new AgentTask for a new request",
-                }
+                },
+                {
+                    "rule": "!has(self.replayOf) || !has(self.followUpOf)",
+                    "message": FOLLOW_UP_EXCLUSIVE,
+                },
             ]
         }
     )
@@ -131,7 +153,7 @@ class AgentTaskSpec(_Model):
     )
     target_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] | None = Field(
         default=None,
-        max_length=20,
+        max_length=MAX_TARGET_NAMESPACES,
         description="Namespaces the task may read and change; calls outside them are refused before they "
         "are proposed. Default: the task's own namespace.",
     )
@@ -155,6 +177,17 @@ class AgentTaskSpec(_Model):
         description="Name of an earlier AgentTask in this namespace whose approved, executed mutations are "
         "proposed again (exactly as recorded; a fresh approval is required).",
     )
+    follow_up_of: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="Name of an earlier, finished AgentTask in this namespace that this one follows up, as "
+        "the next turn of a conversation: the model is given its request, how it ended, its answer, the "
+        "changes it proposed or ran and its verification, and the same of the tasks it followed up in turn "
+        f"(at most {MAX_FOLLOW_UP_TURNS} tasks, the oldest left out first; at most {FOLLOW_UP_CONTEXT_CAP} "
+        "characters in all). The requester must be allowed to get that task and it must have finished, "
+        "otherwise this task fails before anything is planned. Not with replayOf.",
+    )
     cluster_scope: bool = Field(
         default=False,
         description="Allow changes to cluster-scoped objects (Namespaces named in targetNamespaces, Nodes, "
@@ -169,6 +202,13 @@ class AgentTaskSpec(_Model):
         description="Delete the task this many seconds after it finished (any terminal phase). "
         "Default: keep it.",
     )
+
+    @model_validator(mode="after")
+    def _replay_or_follow_up(self) -> AgentTaskSpec:
+        """The CEL rule above, for objects built in Python (the API server enforces it on every write)."""
+        if self.replay_of is not None and self.follow_up_of is not None:
+            raise ValueError(FOLLOW_UP_EXCLUSIVE)
+        return self
 
 
 # ----- shared status parts ---------------------------------------------------------------------------------
@@ -342,11 +382,80 @@ class ApprovalRecord(_Model):
     expires_at: datetime | None = Field(default=None, description="The grant's own spec.expiresAt.")
 
 
+class DestructiveApprovers(_Model):
+    """One requirement for approving a destructive step: its approver is in at least one of ``groups``."""
+
+    groups: list[Annotated[str, Field(max_length=GROUP_NAME_MAX)]] = Field(
+        max_length=MAX_RULE_GROUPS,
+        description="The approver must be in at least one of these groups (as the API server reports the "
+        f"approver's groups). At most {MAX_RULE_GROUPS} are listed; unlistedGroups counts the rest.",
+    )
+    source: str = _text(
+        128,
+        "Who sets this requirement: `namespace NAME` (the Namespace's "
+        "bosun.dev/destructive-approver-groups annotation) or BOSUN_DESTRUCTIVE_APPROVER_GROUPS (the "
+        "operator's default).",
+    )
+    unlisted_groups: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"Groups of this requirement not listed in groups (beyond the first {MAX_RULE_GROUPS}, or "
+        f"names longer than {GROUP_NAME_MAX} characters): an approver in one of them satisfies it too; the "
+        "Namespace annotation has them all.",
+    )
+
+
+class ApprovalPolicyStatus(_Model):
+    """The approval policy the current proposal is judged by, as the operator enforces it: the strictest of
+    the operator's settings and the annotations of the task's namespace and of every target namespace."""
+
+    four_eyes: bool = Field(description="Whether the requester's own approval is refused.")
+    required_approvals: int = Field(
+        ge=1,
+        le=MAX_APPROVERS,
+        description="Distinct approvers whose accepted approvals the proposal needs before it runs.",
+    )
+    destructive_approver_groups: list[DestructiveApprovers] = Field(
+        default_factory=list,
+        max_length=MAX_POLICY_RULES,
+        description="What an approval of a destructive (or cluster-scoped) step needs, one entry per "
+        "namespace (or the operator's setting) that demands it: the approver must satisfy every entry, each "
+        "by being in at least one of its groups. Empty: any approver may approve destructive steps.",
+    )
+    annotation_approvals: bool = Field(
+        description="Whether `kubectl annotate agenttask NAME approve=true` approves; when false only "
+        "ApprovalGrants do."
+    )
+    max_grant_age_seconds: float = Field(
+        ge=0,
+        description="A grant approves nothing once it is older than this (from its creation); 0: no limit "
+        "beyond the grant's own spec.expiresAt.",
+    )
+    problem: str | None = _optional_text(
+        POLICY_PROBLEM_CAP + MARKER_ROOM,
+        "Namespace annotations that do not parse: while this is set no grant approves anything (fail "
+        "closed), until a cluster admin fixes them (kubectl annotate namespace ... --overwrite).",
+    )
+    summary: str = _text(
+        POLICY_SUMMARY_CAP + MARKER_ROOM,
+        'All of the above on one line, e.g. "four-eyes on, 2 distinct approvers, destructive steps need an '
+        'approver in sre (namespace shop), annotation approvals accepted, grants valid 24h".',
+    )
+
+
 class Usage(_Model):
     calls: int = Field(default=0, ge=0, description="Model calls made for this task.")
     prompt_tokens: int = Field(default=0, ge=0, description="Prompt tokens used.")
     completion_tokens: int = Field(default=0, ge=0, description="Completion tokens used.")
     cost_usd: float = Field(default=0.0, ge=0, alias="costUSD", description="Estimated cost in US dollars.")
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The LiteLLM model name (provider/model) the task's model calls were made with: "
+        "spec.model, else the operator's BOSUN_MODEL; written with every usage update of a task planned "
+        "or judged with a model (absent for the offline planner). Should the operator's model change while "
+        "a task runs, it names the latest.",
+    )
 
 
 class PendingEvent(_Model):
@@ -385,6 +494,13 @@ class AgentTaskStatus(_Model):
     iteration: int = Field(default=0, ge=0, le=10, description="Current plan-execute-verify round.")
     pending_steps: int = Field(default=0, ge=0, description="Proposed steps not yet run (printer column).")
     proposal: Proposal | None = Field(default=None, description="The current proposal awaiting approval.")
+    approval_policy: ApprovalPolicyStatus | None = Field(
+        default=None,
+        description="The approval policy that applies to proposal: written with every proposal, and kept "
+        "up to date while it awaits approval (Namespace annotations may change meanwhile; every grant is "
+        "judged by the policy as it is then), so it tells what approving it takes without reading "
+        "Namespaces. Kept with proposal once decided: the policy it was decided under.",
+    )
     steps: list[StepRecord] = Field(
         default_factory=list, max_length=MAX_HISTORY, description="Bounded history of tool calls."
     )

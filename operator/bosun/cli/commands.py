@@ -161,7 +161,7 @@ async def decide(
     console.print(
         f"approvalgrant.bosun.dev/{grant['metadata']['name']} created; waiting for the operator's verdict"
     )
-    verdict = await _verdict(conn, grant["metadata"]["name"])
+    verdict = await grant_verdict(conn, grant["metadata"]["name"])
     if verdict is None:
         console.error(
             f"approvalgrant {conn.namespace}/{grant['metadata']['name']} was deleted before it was judged"
@@ -171,7 +171,7 @@ async def decide(
     return OK if (verdict.get("status") or {}).get("state") == "Accepted" else REFUSED
 
 
-async def _verdict(conn: Connection, grant: str) -> dict[str, Any] | None:
+async def grant_verdict(conn: Connection, grant: str) -> dict[str, Any] | None:
     """The grant once the operator has judged it (its status has a state); None if it was deleted first."""
     async with contextlib.aclosing(conn.changes(APPROVAL_GRANTS, name=grant)) as changes:
         async for kind, body in changes:

@@ -26,10 +26,21 @@ def name_prefix(text: str) -> str:
     return f"{slug or 'task'}-"
 
 
-def task_object(request: str, namespace: str, targets: Sequence[str]) -> dict[str, Any]:
+def task_object(
+    request: str,
+    namespace: str,
+    targets: Sequence[str],
+    *,
+    model: str | None = None,
+    follow_up_of: str | None = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"request": request}
     if targets:
         spec["targetNamespaces"] = list(targets)
+    if model:
+        spec["model"] = model
+    if follow_up_of:
+        spec["followUpOf"] = follow_up_of
     return {
         "apiVersion": API_VERSION,
         "kind": "AgentTask",
@@ -44,8 +55,11 @@ def grant_object(
     plan_hash: str,
     steps: Sequence[str] | None,
     reason: str | None,
+    *,
+    via: str = "kubectl-bosun",
 ) -> dict[str, Any]:
-    """A grant bound to ``task`` (name and uid) and to the exact proposal ``plan_hash`` names."""
+    """A grant bound to ``task`` (name and uid) and to the exact proposal ``plan_hash`` names; ``via``
+    labels the client that made it."""
     meta = task["metadata"]
     spec: dict[str, Any] = {
         "taskRef": {"name": meta["name"], "uid": meta["uid"]},
@@ -62,7 +76,7 @@ def grant_object(
         "metadata": {
             "generateName": f"{name_prefix(meta['name'])}{decision.lower()}-",
             "namespace": meta["namespace"],
-            "labels": {VIA: "kubectl-bosun"},
+            "labels": {VIA: via},
         },
         "spec": spec,
     }

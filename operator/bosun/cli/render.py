@@ -276,6 +276,8 @@ def task(body: Mapping[str, Any], style: Style, *, now: datetime, tz: tzinfo) ->
     ]
     if spec.get("targetNamespaces"):
         lines.append(f"  Targets:    {', '.join(spec['targetNamespaces'])}")
+    if spec.get("followUpOf"):
+        lines.append(f"  Follows up: {spec['followUpOf']}")
     lines.append(f"  Age:        {age(meta.get('creationTimestamp'), now)}")
     if status.proposal is not None:
         lines += ["", *proposal(status.proposal, style)]

@@ -47,12 +47,15 @@ class UsageFigures(Protocol):
     cost_usd: float
 
 
-def add_usage(status: AgentTaskStatus, usage: UsageFigures) -> AgentTaskStatus:
+def add_usage(status: AgentTaskStatus, usage: UsageFigures, model: str | None = None) -> AgentTaskStatus:
+    """``usage`` added to the task's; ``model`` (the LiteLLM model name the calls were made with, None
+    when no model is configured) is recorded with it, so readers can tell cost and tokens per model."""
     total = UsageModel(
         calls=status.usage.calls + usage.calls,
         prompt_tokens=status.usage.prompt_tokens + usage.prompt_tokens,
         completion_tokens=status.usage.completion_tokens + usage.completion_tokens,
         costUSD=round(status.usage.cost_usd + usage.cost_usd, 6),
+        model=model or status.usage.model,
     )
     return status.model_copy(update={"usage": total})
 

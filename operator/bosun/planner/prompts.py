@@ -28,6 +28,7 @@ change. Reply with one JSON object only: {"satisfied": true or false, "reason": 
 def request_message(ctx: PlanningContext) -> str:
     """The user turn, rebuilt from the task's status each time (no conversation is stored anywhere)."""
     lines = [
+        *([ctx.follow_up, ""] if ctx.follow_up else []),
         f"Request: {ctx.request}",
         f"Task namespace: {ctx.namespace}",
         f"Target namespaces (the only ones you may touch): {', '.join(ctx.target_namespaces)}",
@@ -41,7 +42,11 @@ def request_message(ctx: PlanningContext) -> str:
 
 
 def judge_message(ctx: PlanningContext, facts: str) -> str:
-    lines = [f"Request: {ctx.request}", f"Objective facts now: {facts}"]
+    lines = [
+        *([ctx.follow_up, ""] if ctx.follow_up else []),
+        f"Request: {ctx.request}",
+        f"Objective facts now: {facts}",
+    ]
     if ctx.history:
         lines.append("What was done:")
         lines.extend(f"- {line}" for line in ctx.history)

@@ -57,6 +57,9 @@ class PlanningContext:
     cluster_scope: bool = False
     """The task may change cluster-scoped objects: its spec asks (``clusterScope``) and the operator's
     configuration allows it. Also lets it read across namespaces."""
+    follow_up: str | None = None
+    """The earlier tasks this one follows up (``spec.followUpOf``), bounded text for the model: given with
+    the request to planning and to the judge; the offline planner does not read it."""
     task_name: str | None = None
     task_uid: str | None = None
     """The AgentTask planned for (its namespace is ``namespace``). Previews of calls that write secret

@@ -223,6 +223,21 @@ class Store:
         )
         return bool(answer.get("allowed"))
 
+    async def may_get_task(self, user: Identity, namespace: str, name: str) -> bool:
+        """RBAC's answer for a requester about one task (``spec.followUpOf``): whether they could read it by
+        hand, asked before the operator reads it with its own rights."""
+        answer = await self.kube.access_review(
+            {
+                "verb": "get",
+                "group": "bosun.dev",
+                "resource": "agenttasks",
+                "namespace": namespace,
+                "name": name,
+            },
+            subject=user,
+        )
+        return bool(answer.get("allowed"))
+
     async def whoami(self) -> Identity:
         review = await self.kube.request(
             "POST",

@@ -34,10 +34,12 @@ from bosun.api.models import (
 )
 from bosun.core import identity as ids
 from bosun.core.approval import plan_hash
+from bosun.core.follow_up import Refusal
 from bosun.core.identity import ExecutionChoice
 from bosun.core.phases import with_condition
 from bosun.core.proposals import add_usage, proposal_records, read_record_id, replayable
 from bosun.planner import PlannedCall, PlanResult, propose_plan
+from bosun.steps.follow_up import follow_up, model_context
 from bosun.steps.task import Task
 
 INVESTIGATION_ARGS_CAP = 1024
@@ -84,6 +86,13 @@ async def start(task: Task) -> bool:
         await task.move("Failed", "RequesterNotImpersonable", refusal, "Warning")
         return False
     planning = f"planning the request of {requester.user}"
+    if task.spec.follow_up_of:
+        found = await follow_up(task)
+        if isinstance(found, Refusal):
+            await task.move("Failed", found.reason, found.message, "Warning")
+            return False
+        if found is not None:
+            planning += f", a follow-up of AgentTask {found.name} ({found.phase})"
     if task.spec.replay_of or deps.config.model_for(task.spec.model) is None:
         # The offline planner and a replay answer in milliseconds: Planning is written with its outcome.
         # A model may think for minutes, so people see Planning at once.
@@ -100,13 +109,22 @@ async def plan(task: Task) -> None:
     if execution.problem is not None:
         await task.move("Failed", "ExecutionIdentityInvalid", execution.problem, "Warning")
         return
-    ctx = task.planning_context(execution)
+    model = deps.config.model_for(task.spec.model)
+    context = None
+    if model is not None and task.spec.follow_up_of:
+        # Nothing planned yet: a task that cannot be followed up fails, as it would have at the start.
+        found = await model_context(task, strict=task.status.proposal is None and task.status.iteration <= 1)
+        if isinstance(found, Refusal):
+            await task.move("Failed", found.reason, found.message, "Warning")
+            return
+        context = found.context if found is not None else None
+    ctx = task.planning_context(execution, context)
     if task.spec.replay_of and task.status.proposal is None:
-        result = await _replay(task, ctx.acting)
+        result, used = await _replay(task, ctx.acting), None
     else:
-        result = await propose_plan(ctx, deps.gateway, deps.config.model_for(task.spec.model))
+        result, used = await propose_plan(ctx, deps.gateway, model), model
     task.previewed = task.previewed or may_have_sealed(result)
-    status = add_usage(task.status, result.usage)
+    status = add_usage(task.status, result.usage, used.model if used is not None else None)
     status = status.model_copy(
         update={"steps": [*status.steps, *investigation_records(result, status.iteration, deps.now())]}
     )

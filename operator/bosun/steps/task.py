@@ -37,6 +37,7 @@ from bosun.config import OperatorConfig
 from bosun.core import identity as ids
 from bosun.core.approval import GrantFacts
 from bosun.core.approval_policy import ApprovalPolicy, strictest
+from bosun.core.follow_up import FollowUp, Refusal
 from bosun.core.identity import ExecutionChoice
 from bosun.core.phases import transition
 from bosun.core.proposals import grants_for, history_lines
@@ -127,6 +128,9 @@ class Task:
     previewed: bool = False
     """A planning pass of this reconcile previewed changes, so holding Secrets may have sealed values of
     them even when nothing was proposed (a plan too large)."""
+    follow_up: FollowUp | Refusal | None = None
+    """The task ``spec.followUpOf`` names as this reconcile read it (``bosun.steps.follow_up``), or why it
+    cannot be followed up; None until read."""
 
     @property
     def name(self) -> str:
@@ -294,10 +298,12 @@ class Task:
             await self.namespace_annotations(),
         )
 
-    def planning_context(self, execution: ExecutionChoice) -> PlanningContext:
-        """The model's context, rebuilt from ``.status`` every time (no LangGraph checkpoints in etcd)."""
+    def planning_context(self, execution: ExecutionChoice, follow_up: str | None = None) -> PlanningContext:
+        """The model's context, rebuilt from ``.status`` every time (no LangGraph checkpoints in etcd);
+        ``follow_up``: what it is told of the earlier tasks this one follows up."""
         status = self.status
         return PlanningContext(
+            follow_up=follow_up,
             request=self.spec.request,
             namespace=self.namespace,
             target_namespaces=self.targets,

@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     apply_user_role,
     condition,
     deployment,
+    free_port,
     get,
     task_doc,
     wait_phase,
@@ -39,7 +40,6 @@ from tests.e2e.test_chart_identity import (
     ready,
     token_kubeconfig,
 )
-from tests.e2e.test_failover import free_port
 from tests.waiting import crds_established, eventually
 
 pytestmark = pytest.mark.cluster

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import functools
 import json as jsonlib
 import os
@@ -157,6 +158,29 @@ class Credentials:
         configuration = k8s_client.Configuration()
         loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
         return cls(configuration, loader.load_and_set)
+
+    @classmethod
+    def cluster_only(cls, credentials: Credentials) -> Credentials:
+        """The cluster of ``credentials`` (its address and CA) with no credentials at all: requests made
+        with it are anonymous unless a token is added (``forwarded``). A console that forwards people's
+        tokens is built on it, so that nothing of its own can authenticate them, not even a client
+        certificate (which the API server would prefer to any token)."""
+        configuration = copy.copy(credentials.configuration)
+        configuration.api_key = {}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
+        configuration.cert_file = configuration.key_file = None
+        configuration.username = configuration.password = None
+        return cls(configuration)
+
+    @classmethod
+    def forwarded(cls, cluster: Credentials, token: str) -> Credentials:
+        """A person's own bearer ``token``, as an authenticating proxy forwarded it to a console, for the
+        cluster of ``cluster`` (nothing of its credentials is kept). It is sent as given and never
+        refreshed: a 401 is the person's to answer by signing in again."""
+        forwarded = cls.cluster_only(cluster)
+        forwarded.configuration.api_key = {"authorization": f"Bearer {token}"}
+        return forwarded
 
     @property
     def host(self) -> str:
@@ -342,6 +366,18 @@ class KubeClient:
     def impersonating(self, identity: Identity | None) -> KubeClient:
         """A view acting as ``identity`` (None: the client's own credentials), in this client's mode."""
         return KubeClient(self._shared, identity, dry_run=self.dry_run)
+
+    def forwarding(self, token: str) -> KubeClient:
+        """A view that authenticates with ``token`` (``Credentials.forwarded``) instead of this client's
+        credentials, sharing its connection pool: a console serving many people over one pool, each request
+        made as the person whose token it carries. It never impersonates."""
+        if self.credentials.configuration.cert_file:
+            raise ValueError(
+                "cannot forward a token over a client-certificate connection: the certificate would "
+                "authenticate instead; build the client from Credentials.cluster_only"
+            )
+        credentials = Credentials.forwarded(self.credentials, token)
+        return KubeClient(_Shared(credentials, self._shared.ssl_context, self._shared.http))
 
     def previewing(self) -> KubeClient:
         """A view, as the same identity, whose every write is a server-side dry run."""
