@@ -72,6 +72,13 @@ operator: cluster-up ## run the operator in the foreground against $$KUBECONFIG 
 	"$$(bash tests/cluster/build.sh)/kubectl" apply --server-side --force-conflicts -f crds/
 	$(PY) python -m bosun
 
+# The local cluster's users: bob asks, alice approves, carol has no rights (tests/cluster/localcluster.py).
+CONSOLE_USER ?= bob
+CONSOLE_PORT ?= 8080
+.PHONY: console
+console: cluster-up ## the web console on 127.0.0.1:8080 (CONSOLE_PORT) as a local-cluster user (CONSOLE_USER=bob, alice, carol)
+	$(PY) bosun console --kubeconfig .cluster/users/$(CONSOLE_USER).kubeconfig --port $(CONSOLE_PORT)
+
 .PHONY: demo
 demo: cluster-up ## the main job end to end: a task proposes, is approved, executes and verifies
 	bash examples/demo.sh

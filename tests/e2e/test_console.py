@@ -181,6 +181,7 @@ def test_bob_asks_in_the_browser_his_approval_is_refused_alice_approves_and_it_r
         plan_hash = status_of(kubectl, namespace, name)["proposal"]["hash"]
         expect(page.locator(".hash code")).to_have_text(plan_hash)
         expect(page.locator("#policy")).to_contain_text("Still needed: a decision on revision 1")
+        expect(page.locator("#rule")).to_contain_text("Policy: four-eyes on, 1 approver")
         assert same_document(page)
 
         # alice's list moved it under "Waiting for you", live.
@@ -228,6 +229,15 @@ def test_bob_asks_in_the_browser_his_approval_is_refused_alice_approves_and_it_r
     finally:
         clock.stop()
     record_latency(clock.seen, shown)
+
+    # A follow-up on the finished task: a new task carrying it as context, linked both ways in the UI.
+    page.fill("#follow-up textarea[name=request]", f"scale deployment web in {namespace} to 2")
+    page.click("#follow-up button[type=submit]")
+    expect(page.locator("h1")).not_to_contain_text(name)
+    follow_up = page.url.rsplit("/", 1)[1]
+    expect(page.locator(f".headline a[href$='/{name}']")).to_have_text(name)
+    expect(page.locator("#phase")).to_have_text("AwaitingApproval")
+    assert get(kubectl, namespace, "agenttask", follow_up)["spec"]["followUpOf"] == name
 
     # The overview counts what happened: one approval counted, bob's not counted.
     overview = open_page(browser)

@@ -124,7 +124,11 @@ def test_two_distinct_approvers_are_needed_and_the_same_one_counts_once(
     bind_role(namespace, "carol", USER_ROLE)
     deployment(kubectl, namespace)
     apply(kubectl, namespace, task_doc("scale-web", f"scale deployment web in {namespace} to 5"), user="bob")
-    plan_hash = wait_phase(kubectl, namespace, "scale-web", "AwaitingApproval")["proposal"]["hash"]
+    awaiting = wait_phase(kubectl, namespace, "scale-web", "AwaitingApproval")
+    plan_hash = awaiting["proposal"]["hash"]
+    policy = awaiting["approvalPolicy"]  # what it takes, told to those who may not read the Namespace
+    assert (policy["requiredApprovals"], policy["fourEyes"]) == (2, True)
+    assert policy["summary"].startswith("four-eyes on, 2 distinct approvers, ")
 
     apply(kubectl, namespace, grant_doc("alice-1", "scale-web", plan_hash), user="alice")
     first = decided(kubectl, namespace, "alice-1")
@@ -166,7 +170,12 @@ def test_a_task_in_a_lax_namespace_answers_to_its_strict_target_namespace(
         deployment(kubectl, strict)
         doc = task_doc("scale-prod", f"scale deployment web in {strict} to 4", targetNamespaces=[strict])
         apply(kubectl, namespace, doc, user="bob")
-        plan_hash = wait_phase(kubectl, namespace, "scale-prod", "AwaitingApproval")["proposal"]["hash"]
+        awaiting = wait_phase(kubectl, namespace, "scale-prod", "AwaitingApproval")
+        plan_hash = awaiting["proposal"]["hash"]
+        assert (awaiting["approvalPolicy"]["requiredApprovals"], awaiting["approvalPolicy"]["fourEyes"]) == (
+            2,
+            True,
+        )
         apply(kubectl, namespace, grant_doc("alice", "scale-prod", plan_hash), user="alice")
         counted = decided(kubectl, namespace, "alice")
         assert (counted["reason"], counted["message"][:16]) == ("ApprovalCounted", "1 of 2 approvals")

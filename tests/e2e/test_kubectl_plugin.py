@@ -203,6 +203,7 @@ def test_bob_asks_his_own_approval_is_refused_alice_approves_and_it_runs(
     assert f"hash {plan_hash}" in shown
     assert "+  replicas: 4" in shown
     assert "Still needed: a decision on revision 1" in shown
+    assert "  Policy: four-eyes on, 1 approver, destructive steps need no particular group," in shown
     listed = plugin("bob", "list", "-n", namespace).stdout
     assert re.search(
         rf"^{name}\s+AwaitingApproval\s+{re.escape(status['proposal']['shortHash'])}\s", listed, re.M
@@ -245,6 +246,15 @@ def test_bob_asks_his_own_approval_is_refused_alice_approves_and_it_runs(
     after = plugin("alice", "show", name, "-n", namespace).stdout
     assert "Ended Succeeded: Verified" in after
     assert re.search(r"r1-s1\s+k8s_scale\s+Succeeded\s.*\salice\s+bob\s", after)
+    assert "Policy:" not in after  # decided: nothing is still needed
+
+    # The next turn of the same conversation (spec.followUpOf); the offline planner proposes again.
+    request = f"scale deployment web in {namespace} to 5"
+    more = plugin("bob", "ask", request, "-n", namespace, "--follow-up-of", name, "--wait")
+    follow_up, _ = _asked(more)
+    spec = get(kubectl, namespace, "agenttask", follow_up)["spec"]
+    assert (spec["request"], spec["followUpOf"], "model" in spec) == (request, name, False)
+    assert f"  Follows up: {name}\n" in plugin("bob", "show", follow_up, "-n", namespace).stdout
 
 
 def test_deny_ends_a_task_denied_and_list_puts_pending_approvals_first(

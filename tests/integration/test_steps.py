@@ -24,7 +24,7 @@ from bosun.steps.task import Deps, Task
 from bosun_tools.client.kube import KubeClient
 from bosun_tools.settings import ToolSettings
 
-from tests.conftest import ClusterAccess, Kubectl
+from tests.conftest import BindRole, ClusterAccess, Kubectl
 from tests.e2e.conftest import (  # noqa: F401  (bosun_installed and users are fixtures used below)
     apply,
     bosun_installed,
@@ -109,6 +109,98 @@ async def test_plan_starts_the_task_and_shows_a_hashed_proposal(
     assert reasons(kubectl, namespace, "scale-web") == ["ApprovalRequired"]
     assert task.status.pending_steps == 1
     assert get(kubectl, namespace, "deployment", "web")["spec"]["replicas"] == 3, "planning changes nothing"
+
+
+async def test_the_proposal_says_the_approval_policy_of_its_namespace(
+    deps: Deps, kubectl: Kubectl, namespace: str
+) -> None:
+    """``status.approvalPolicy`` is written with the proposal, from the Namespace's annotations, so that
+    whoever reads the task learns what approving it takes without reading the Namespace."""
+    kubectl("annotate", "namespace", namespace, "bosun.dev/required-approvals=2")
+    task = await proposed(deps, kubectl, namespace)
+
+    policy = status_of(kubectl, namespace, "scale-web")["approvalPolicy"]
+    assert (policy["requiredApprovals"], policy["fourEyes"]) == (2, True)
+    assert policy["destructiveApproverGroups"] == []
+    assert (policy["annotationApprovals"], policy["maxGrantAgeSeconds"]) == (True, 86400)
+    assert policy["summary"] == (
+        "four-eyes on, 2 distinct approvers, destructive steps need no particular group, annotation "
+        "approvals accepted, grants valid 24h"
+    )
+    assert task.status.approval_policy == (await task.policy()).as_status()
+
+
+async def test_a_task_targeting_a_stricter_namespace_shows_the_stricter_policy(
+    deps: Deps, kubectl: Kubectl, namespace: str, bind_role: BindRole
+) -> None:
+    """A task placed in a lax namespace answers to the strict namespace it changes, and says so."""
+    kubectl(
+        "annotate", "namespace", namespace, "bosun.dev/four-eyes=false", "bosun.dev/max-grant-age-seconds=0"
+    )
+    strict = f"{namespace[:50]}-prod"
+    kubectl("create", "namespace", strict)
+    try:
+        kubectl(
+            "annotate",
+            "namespace",
+            strict,
+            "bosun.dev/required-approvals=3",
+            "bosun.dev/destructive-approver-groups=sre,platform",
+            "bosun.dev/max-grant-age-seconds=3600",
+        )
+        bind_role(strict, "bob", "edit")
+        deployment(kubectl, strict)
+        doc = task_doc("scale-prod", f"scale deployment web in {strict} to 4", targetNamespaces=[strict])
+        apply(kubectl, namespace, doc, user="bob")
+        task = await read(deps, namespace, "scale-prod")
+        assert await start(task)
+        await plan(task)
+
+        status = status_of(kubectl, namespace, "scale-prod")
+        assert status["phase"] == "AwaitingApproval"
+        policy = status["approvalPolicy"]
+        assert (policy["fourEyes"], policy["requiredApprovals"], policy["maxGrantAgeSeconds"]) == (
+            True,
+            3,
+            3600,
+        )
+        assert policy["destructiveApproverGroups"] == [
+            {"groups": ["sre", "platform"], "source": f"namespace {strict}"}
+        ]
+        assert policy["summary"] == (
+            "four-eyes on, 3 distinct approvers, destructive steps need an approver in sre or platform "
+            f"(namespace {strict}), annotation approvals accepted, grants valid 1h"
+        )
+    finally:
+        kubectl("delete", "namespace", strict, "--wait=false", "--ignore-not-found", check=False)
+
+
+async def test_the_policy_shown_follows_the_namespace_while_the_proposal_awaits_approval(
+    deps: Deps, kubectl: Kubectl, namespace: str
+) -> None:
+    """A cluster admin changes the Namespace's policy after the proposal was written: the next look at the
+    task (a grant, the sweep) shows the policy grants are now judged by, and an Event says it changed."""
+    task = await proposed(deps, kubectl, namespace)
+    assert status_of(kubectl, namespace, "scale-web")["approvalPolicy"]["requiredApprovals"] == 1
+    kubectl("annotate", "namespace", namespace, "bosun.dev/required-approvals=2", "bosun.dev/four-eyes=off")
+
+    assert not await await_approval(task)
+    policy = status_of(kubectl, namespace, "scale-web")["approvalPolicy"]
+    assert (policy["requiredApprovals"], policy["fourEyes"]) == (2, False)
+    assert sorted(reasons(kubectl, namespace, "scale-web")) == ["ApprovalPolicyChanged", "ApprovalRequired"]
+    [changed] = [e for e in events(kubectl, namespace, "scale-web") if e["reason"] == "ApprovalPolicyChanged"]
+    assert changed["message"] == f"the approval policy for proposal revision 1 is now: {policy['summary']}"
+
+    # Judged by what it says: bob may now approve his own task, and one approval of two is counted.
+    assert task.status.proposal is not None
+    apply(kubectl, namespace, grant_doc("own", "scale-web", task.status.proposal.hash), user="bob")
+    version = get(kubectl, namespace, "agenttask", "scale-web")["metadata"]["resourceVersion"]
+    assert not await await_approval(await read(deps, namespace, "scale-web"))
+    assert get(kubectl, namespace, "approvalgrant", "own")["status"]["reason"] == "ApprovalCounted"
+    after = get(kubectl, namespace, "agenttask", "scale-web")
+    assert after["metadata"]["resourceVersion"] != version
+    assert after["status"]["approvalPolicy"] == policy
+    assert reasons(kubectl, namespace, "scale-web").count("ApprovalPolicyChanged") == 1
 
 
 async def test_a_plan_for_a_task_without_a_stamped_requester_fails_the_task(

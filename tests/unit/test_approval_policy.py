@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 from bosun.api.identity_policies import admission_policies
-from bosun.api.models import AgentTaskStatus, UserRef
+from bosun.api.models import (
+    MARKER_ROOM,
+    MAX_POLICY_RULES,
+    MAX_RULE_GROUPS,
+    MAX_TARGET_NAMESPACES,
+    POLICY_SUMMARY_CAP,
+    AgentTaskStatus,
+    DestructiveApprovers,
+    UserRef,
+)
 from bosun.config import OperatorConfig
 from bosun.core.approval import apply_verdict, tally
 from bosun.core.approval_policy import (
@@ -225,6 +234,112 @@ def test_a_task_answers_to_the_strictest_namespace_it_touches() -> None:
     assert combined.max_grant_age_seconds == 300
     assert [r.groups for r in combined.destructive_groups] == [("sre",), ("dba",)]
     assert strictest([lax]).max_grant_age_seconds == 0
+
+
+# ----- what status.approvalPolicy says ---------------------------------------------------------------------
+
+
+def test_the_policy_in_status_says_all_of_it_on_one_line_too() -> None:
+    default = ApprovalPolicy().as_status()
+    assert default.wire() == {
+        "fourEyes": True,
+        "requiredApprovals": 1,
+        "destructiveApproverGroups": [],
+        "annotationApprovals": True,
+        "maxGrantAgeSeconds": 86400.0,
+        "summary": "four-eyes on, 1 approver, destructive steps need no particular group, annotation "
+        "approvals accepted, grants valid 24h",
+    }
+    combined = strictest(
+        [
+            ApprovalPolicy().for_namespace(
+                "shop", {REQUIRED_APPROVALS: "2", DESTRUCTIVE_APPROVER_GROUPS: "sre"}
+            ),
+            ApprovalPolicy().for_namespace(
+                "db",
+                {
+                    DESTRUCTIVE_APPROVER_GROUPS: "dba, sre",
+                    ANNOTATION_APPROVALS: "false",
+                    MAX_GRANT_AGE: "5400",
+                },
+            ),
+        ]
+    )
+    shown = combined.as_status()
+    assert shown.wire() == {
+        "fourEyes": True,
+        "requiredApprovals": 2,
+        "destructiveApproverGroups": [
+            {"groups": ["sre"], "source": "namespace shop"},
+            {"groups": ["dba", "sre"], "source": "namespace db"},
+        ],
+        "annotationApprovals": False,
+        "maxGrantAgeSeconds": 5400.0,
+        "summary": "four-eyes on, 2 distinct approvers, destructive steps need an approver in sre (namespace "
+        "shop) and in dba or sre (namespace db), annotation approvals refused, grants valid 90m",
+    }
+    assert shown.summary == combined.describe()
+    unlimited = ApprovalPolicy(four_eyes=False, max_grant_age_seconds=45).as_status().summary
+    assert unlimited.startswith("four-eyes off, ")
+    assert unlimited.endswith(", grants valid 45s")
+    assert (
+        ApprovalPolicy(max_grant_age_seconds=0)
+        .describe()
+        .endswith(", grants valid until their own expiresAt")
+    )
+
+
+def test_the_policy_in_status_is_what_the_judge_enforces() -> None:
+    """Each requirement of destructiveApproverGroups must be met on its own: an approver in sre alone meets
+    shop's, not db's, exactly as the status says."""
+    combined = strictest(
+        [
+            ApprovalPolicy().for_namespace("shop", {DESTRUCTIVE_APPROVER_GROUPS: "sre"}),
+            ApprovalPolicy().for_namespace("db", {DESTRUCTIVE_APPROVER_GROUPS: "dba"}),
+        ]
+    )
+    assert [r.groups for r in combined.as_status().destructive_approver_groups] == [["sre"], ["dba"]]
+    status = awaiting(DELETE)
+    refused = judge(grant(status), status, DAVE, combined)
+    assert (refused.reason, "namespace db requires" in refused.message) == ("NotInApproverGroup", True)
+    both = UserRef(user="erin", groups=["sre", "dba"])
+    assert judge(grant(status), status, both, combined).accepted
+
+
+def test_a_policy_that_approves_nothing_says_so_in_status() -> None:
+    policy = ApprovalPolicy().for_namespace("shop", {REQUIRED_APPROVALS: "lots"})
+    shown = policy.as_status()
+    assert shown.problem == (
+        "namespace shop bosun.dev/required-approvals='lots' is not a whole number from 1 to 8; use e.g. 2"
+    )
+    assert shown.summary.endswith(
+        "; nothing is approved until a cluster admin fixes: namespace shop "
+        "bosun.dev/required-approvals='lots' is not a whole number from 1 to 8; use e.g. 2"
+    )
+
+
+def test_the_policy_in_status_stays_within_its_bounds_whatever_the_annotations_say() -> None:
+    """Many namespaces with many (and long) groups: listed up to the schema's bounds, the rest counted, so
+    the status write is never refused; the texts are capped."""
+    many = ",".join(f"team-{n}" for n in range(12))
+    long = "g" * 300
+    policies = [
+        ApprovalPolicy().for_namespace(f"ns-{n}", {DESTRUCTIVE_APPROVER_GROUPS: f"{long},{many},ns-{n}"})
+        for n in range(MAX_TARGET_NAMESPACES + 1)
+    ]
+    shown = strictest(policies).as_status()
+    assert len(shown.destructive_approver_groups) == MAX_POLICY_RULES
+    first = shown.destructive_approver_groups[0]
+    assert first.groups == [f"team-{n}" for n in range(MAX_RULE_GROUPS)]
+    assert first.unlisted_groups == 1 + 12 - MAX_RULE_GROUPS + 1  # the long name, 4 teams, ns-0
+    assert first.wire()["unlistedGroups"] == first.unlisted_groups
+    assert len(shown.summary.encode()) <= POLICY_SUMMARY_CAP + MARKER_ROOM
+    assert shown.summary.endswith("bytes]")
+    # What the API server would refuse, pydantic refuses too: the status validates against the model.
+    again = AgentTaskStatus.model_validate({"approvalPolicy": shown.wire()})
+    assert again.approval_policy == shown
+    with pytest.raises(ValueError, match="at most 8 items"):
+        DestructiveApprovers(groups=[f"g{n}" for n in range(9)], source="namespace shop")
 
 
 # ----- four-eyes -------------------------------------------------------------------------------------------

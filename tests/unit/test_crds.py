@@ -69,6 +69,40 @@ def test_agenttask_shape() -> None:
     assert spec["required"] == ["request"]
 
 
+def test_the_approval_policy_in_status_is_bounded_and_typed() -> None:
+    """``status.approvalPolicy``: what approving the proposal takes, every list and text bounded so that a
+    policy of many namespaces can never make a status write fail."""
+    crd = crdgen.agenttask_crd()
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    policy = status["approvalPolicy"]
+    fields = policy["properties"]
+    assert {name: fields[name]["type"] for name in fields} == {
+        "fourEyes": "boolean",
+        "requiredApprovals": "integer",
+        "destructiveApproverGroups": "array",
+        "annotationApprovals": "boolean",
+        "maxGrantAgeSeconds": "number",
+        "problem": "string",
+        "summary": "string",
+    }
+    assert (fields["requiredApprovals"]["minimum"], fields["requiredApprovals"]["maximum"]) == (1, 8)
+    assert fields["maxGrantAgeSeconds"]["minimum"] == 0
+    assert fields["summary"]["maxLength"] == 1088
+    rules = fields["destructiveApproverGroups"]
+    assert rules["maxItems"] == 21  # the task's namespace and up to 20 targets, one requirement each
+    rule = rules["items"]["properties"]
+    assert (rule["groups"]["maxItems"], rule["groups"]["items"]["maxLength"]) == (8, 253)
+    assert rule["source"]["maxLength"] == 128
+    assert policy["required"] == [
+        "fourEyes",
+        "requiredApprovals",
+        "annotationApprovals",
+        "maxGrantAgeSeconds",
+        "summary",
+    ]
+    assert all("description" in prop for prop in fields.values())
+
+
 def test_a_status_nobody_wrote_reads_as_generation_zero_observed() -> None:
     """kstatus compares status.observedGeneration with metadata.generation; without this default a task
     or grant the operator has not looked at yet has no status at all and reads as Current."""

@@ -31,9 +31,10 @@ from bosun.api.models import (
 from bosun.cli import render
 from bosun.cli.cluster import AGENT_TASKS, Connection, UsageError
 from bosun.cli.commands import Console
-from bosun.cli.main import parser
+from bosun.cli.main import main, parser
 from bosun.cli.objects import grant_object, name_prefix, task_object
 from bosun.core import follow_up
+from bosun.core.approval_policy import DESTRUCTIVE_APPROVER_GROUPS, REQUIRED_APPROVALS, ApprovalPolicy
 from bosun.core.phases import approvals_pending, transition
 from bosun_tools.client.kube import KubeError
 from bosun_tools.identity import Identity
@@ -114,8 +115,17 @@ def awaiting_task() -> dict[str, Any]:
     proposal = Proposal(
         revision=2, hash=HASH, created_at=_at(2), summary="Scale web and pause checkout.", steps=_steps()
     )
+    policy = ApprovalPolicy().for_namespace(
+        "shop", {REQUIRED_APPROVALS: "2", DESTRUCTIVE_APPROVER_GROUPS: "sre, platform"}
+    )
     status = _moved(
-        AgentTaskStatus(phase="Planning", requester=BOB, proposal=proposal, iteration=2),
+        AgentTaskStatus(
+            phase="Planning",
+            requester=BOB,
+            proposal=proposal,
+            approval_policy=policy.as_status(),
+            iteration=2,
+        ),
         ("AwaitingApproval", "Planned", f"proposal revision 2 ({HASH}) awaits approval", _at(2)),
     )
     status = status.model_copy(
@@ -255,7 +265,29 @@ def test_show_of_a_task_awaiting_its_second_approval() -> None:
     check(GOLDEN / "kubectl_bosun_show_awaiting.txt", shown, HOW_TO_UPDATE)
     assert HASH in shown
     assert "Still needed: 1 of 2 approvals (carol) for revision 2; 1 more needed" in shown
+    assert (
+        "  Policy: four-eyes on, 2 distinct approvers, destructive steps need an approver in sre or platform "
+        "(namespace shop), annotation approvals accepted, grants valid 24h\n"
+    ) in shown
     assert "\033[" not in shown
+
+
+def test_show_says_when_the_policy_approves_nothing_and_not_once_decided() -> None:
+    """A namespace annotation that does not parse: the Policy line, in red, says nothing is approved. A task
+    no longer awaiting approval shows no Policy line (its status still records the policy)."""
+    body = awaiting_task()
+    broken = ApprovalPolicy().for_namespace("shop", {REQUIRED_APPROVALS: "two"})
+    body["status"]["approvalPolicy"] = broken.as_status().wire()
+    shown = render.task(body, COLOUR, now=NOW, tz=UTC)
+    assert "  \033[31mPolicy\033[0m: four-eyes on, 1 approver," in shown
+    assert (
+        "nothing is approved until a cluster admin fixes: namespace shop bosun.dev/required-approvals"
+        in shown
+    )
+    done = succeeded_task()
+    done["status"]["approvalPolicy"] = ApprovalPolicy().as_status().wire()
+    assert "Policy" not in render.task(done, PLAIN, now=NOW, tz=UTC)
+    assert "Policy" not in render.task(failed_task(), PLAIN, now=NOW, tz=UTC)
 
 
 def test_show_of_a_task_that_succeeded() -> None:
@@ -413,6 +445,18 @@ def test_a_task_gets_a_name_that_reads_like_the_request() -> None:
     assert "targetNamespaces" not in task_object("scale web", "shop", [])["spec"]
 
 
+def test_a_follow_up_names_the_task_it_follows_and_may_name_a_model() -> None:
+    asked = task_object(
+        "and pause checkout too", "shop", [], model="openai/gpt-4.1-mini", follow_up_of="scale-web"
+    )
+    assert asked["spec"] == {
+        "request": "and pause checkout too",
+        "model": "openai/gpt-4.1-mini",
+        "followUpOf": "scale-web",
+    }
+    assert set(task_object("x", "shop", [])["spec"]) == {"request"}
+
+
 def test_a_grant_is_bound_to_the_task_uid_and_the_hash_shown() -> None:
     grant = grant_object(awaiting_task(), "Approve", HASH, ["s1"], "change review 42")
     assert grant["metadata"] == {
@@ -451,6 +495,55 @@ def test_kubectl_flags_work_before_and_after_the_command() -> None:
     )
 
 
+def test_ask_takes_a_task_to_follow_up_and_a_model() -> None:
+    asked = parser().parse_args(
+        ["ask", "and", "the", "api", "too", "--follow-up-of", "scale-web", "--model", "openai/gpt-4.1-mini"]
+    )
+    assert (asked.request, asked.follow_up_of, asked.model) == (
+        ["and", "the", "api", "too"],
+        "scale-web",
+        "openai/gpt-4.1-mini",
+    )
+    plain = parser().parse_args(["ask", "scale web"])
+    assert (plain.follow_up_of, plain.model) == (None, None)
+
+
+class _AskScript:
+    """A connection that records the task ``ask`` creates and reports it Failed at once."""
+
+    namespace = "shop"
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    async def create(self, kind: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(obj)
+        return {**obj, "metadata": {**obj["metadata"], "name": "and-the-api-too-x7k2q"}}
+
+    async def changes(self, kind: Any, *, name: str) -> Any:
+        refusal = "spec.followUpOf: AgentTask scale-web has not finished"
+        status = _moved(AgentTaskStatus(requester=BOB), ("Failed", "FollowUpNotFinished", refusal, _at(1)))
+        yield "ADDED", _body(name, status, "and the api too")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("wait", "exit_status"), [([], 0), (["--wait"], 1)])
+def test_ask_creates_the_follow_up_and_follows_it_to_its_end(
+    wait: list[str], exit_status: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _AskScript()
+    monkeypatch.setattr(Connection, "open", classmethod(lambda cls, **_: script))
+    argv = ["ask", "and the api too", "-n", "shop", "--follow-up-of", "scale-web", "--model", "m/x", *wait]
+    assert main(argv) == exit_status
+    [created] = script.created
+    assert created["spec"] == {"request": "and the api too", "model": "m/x", "followUpOf": "scale-web"}
+    out = capsys.readouterr().out
+    assert "agenttask.bosun.dev/and-the-api-too-x7k2q created in namespace shop" in out
+    assert "Failed: FollowUpNotFinished: spec.followUpOf: AgentTask scale-web has not finished" in out
+
+
 def test_approve_takes_steps_a_reason_a_reviewed_hash_and_yes() -> None:
     args = parser().parse_args(
         ["approve", "scale-web", "--steps", "s1,s3", "--reason", "ok", "--hash", HASH, "--yes"]
@@ -466,6 +559,9 @@ def test_approve_takes_steps_a_reason_a_reviewed_hash_and_yes() -> None:
         ["approve", "scale-web", "--steps", "S1;rm"],
         ["deny", "scale-web", "--steps", "s1"],
         ["list", "--wait"],
+        ["ask", "x", "--follow-up-of", "Scale_Web"],
+        ["ask", "x", "--model", "gpt 4!"],
+        ["show", "x", "--follow-up-of", "scale-web"],
         [],
     ],
 )

@@ -26,6 +26,8 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 PLAN_HASH = r"^sha256:[0-9a-f]{64}$"
 STEP_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"
+MODEL_NAME_MAX = 200
 
 REQUEST_MAX = 8192
 """The request is duplicated into kopf's diff-base annotation (all annotations share 256 KiB)."""
@@ -75,6 +77,7 @@ answers to (its own and every target namespace; ``bosun.core.approval_policy.str
 MAX_RULE_GROUPS = 8
 """Groups of one such requirement listed in ``status.approvalPolicy``; more are counted, not listed."""
 GROUP_NAME_MAX = 253
+POLICY_SOURCE_MAX = 128
 POLICY_SUMMARY_CAP = 1024
 POLICY_PROBLEM_CAP = 1024
 FOLLOW_UP_EXCLUSIVE = (
@@ -159,8 +162,8 @@ class AgentTaskSpec(_Model):
     )
     model: str | None = Field(
         default=None,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$",
+        max_length=MODEL_NAME_MAX,
+        pattern=MODEL_NAME,
         description="LiteLLM model name (provider/model) overriding the operator's BOSUN_MODEL "
         "for this task.",
     )
@@ -383,7 +386,7 @@ class ApprovalRecord(_Model):
 
 
 class DestructiveApprovers(_Model):
-    """One requirement for approving a destructive step: its approver is in at least one of ``groups``."""
+    """One requirement for approving a destructive step: its approver is in at least one of the groups."""
 
     groups: list[Annotated[str, Field(max_length=GROUP_NAME_MAX)]] = Field(
         max_length=MAX_RULE_GROUPS,
@@ -391,7 +394,7 @@ class DestructiveApprovers(_Model):
         f"approver's groups). At most {MAX_RULE_GROUPS} are listed; unlistedGroups counts the rest.",
     )
     source: str = _text(
-        128,
+        POLICY_SOURCE_MAX,
         "Who sets this requirement: `namespace NAME` (the Namespace's "
         "bosun.dev/destructive-approver-groups annotation) or BOSUN_DESTRUCTIVE_APPROVER_GROUPS (the "
         "operator's default).",
@@ -399,9 +402,9 @@ class DestructiveApprovers(_Model):
     unlisted_groups: int | None = Field(
         default=None,
         ge=1,
-        description=f"Groups of this requirement not listed in groups (beyond the first {MAX_RULE_GROUPS}, or "
-        f"names longer than {GROUP_NAME_MAX} characters): an approver in one of them satisfies it too; the "
-        "Namespace annotation has them all.",
+        description="Groups of this requirement not listed in groups (beyond the first "
+        f"{MAX_RULE_GROUPS}, or names longer than {GROUP_NAME_MAX} characters): an approver in one of them "
+        "satisfies it too; the Namespace annotation has them all.",
     )
 
 

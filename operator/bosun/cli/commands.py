@@ -61,11 +61,22 @@ def _now() -> datetime:
 # ----- ask ---------------------------------------------------------------------------------------------
 
 
-async def ask(conn: Connection, console: Console, request: str, targets: Sequence[str], wait: bool) -> int:
-    """Create a task for ``request`` and follow it until its proposal arrives (printed whole, with how to
+async def ask(
+    conn: Connection,
+    console: Console,
+    request: str,
+    targets: Sequence[str],
+    wait: bool,
+    *,
+    model: str | None = None,
+    follow_up_of: str | None = None,
+) -> int:
+    """Create a task for ``request`` (with ``model``: planned with that model; with ``follow_up_of``: the
+    next turn of that finished task) and follow it until its proposal arrives (printed whole, with how to
     decide it) or it ends. With ``wait`` the exit status is that outcome; without, it says the task was
     created."""
-    created = await conn.create(AGENT_TASKS, task_object(request, conn.namespace, targets))
+    task = task_object(request, conn.namespace, targets, model=model, follow_up_of=follow_up_of)
+    created = await conn.create(AGENT_TASKS, task)
     name = created["metadata"]["name"]
     console.print(render.created(conn.namespace, name))
     console.print(console.style.dim("following it (Ctrl-C stops following; the task goes on)"))

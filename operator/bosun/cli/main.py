@@ -17,7 +17,7 @@ from datetime import datetime, tzinfo
 
 from bosun_tools.client.kube import KubeError
 
-from bosun.api.models import PLAN_HASH, STEP_ID
+from bosun.api.models import DNS_SUBDOMAIN, MODEL_NAME, MODEL_NAME_MAX, PLAN_HASH, STEP_ID
 from bosun.cli import commands, render
 from bosun.cli.cluster import Connection, NotAllowed, NotFound, UsageError
 
@@ -72,6 +72,20 @@ def _plan_hash(text: str) -> str:
     return text
 
 
+def _task_name(text: str) -> str:
+    if len(text) > 253 or not re.match(DNS_SUBDOMAIN, text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an AgentTask name, e.g. scale-web-x7k2q")
+    return text
+
+
+def _model_name(text: str) -> str:
+    if len(text) > MODEL_NAME_MAX or not re.match(MODEL_NAME, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a LiteLLM model name (provider/model), e.g. openai/gpt-4.1-mini"
+        )
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="kubectl bosun",
@@ -95,6 +109,18 @@ def parser() -> argparse.ArgumentParser:
         type=_comma_list,
         default=[],
         help="namespaces it may touch, a,b (default: the task's own)",
+    )
+    ask.add_argument(
+        "--follow-up-of",
+        metavar="TASK",
+        type=_task_name,
+        help="continue the finished task TASK of the same namespace (spec.followUpOf): the model is told its "
+        "request, how it ended, its answer and changes",
+    )
+    ask.add_argument(
+        "--model",
+        type=_model_name,
+        help="the LiteLLM model (provider/model) for this task instead of the operator's BOSUN_MODEL",
     )
     ask.add_argument(
         "--wait",
@@ -155,7 +181,15 @@ async def run(args: argparse.Namespace, console: commands.Console) -> int:
 async def _dispatch(args: argparse.Namespace, conn: Connection, console: commands.Console) -> int:
     match args.command:
         case "ask":
-            return await commands.ask(conn, console, " ".join(args.request), args.targets, args.wait)
+            return await commands.ask(
+                conn,
+                console,
+                " ".join(args.request),
+                args.targets,
+                args.wait,
+                model=args.model,
+                follow_up_of=args.follow_up_of,
+            )
         case "show":
             return await commands.show(conn, console, args.task)
         case "approve" | "deny":

@@ -264,7 +264,8 @@ def _history_rows(status: AgentTaskStatus) -> list[list[str]]:
 
 def task(body: Mapping[str, Any], style: Style, *, now: datetime, tz: tzinfo) -> str:
     """``kubectl bosun show``: phase, requester, the proposal with a coloured diff per step, its hash,
-    the approvals so far and what is still needed, the history of calls, and how it ended."""
+    the approvals so far, what is still needed and the approval policy that decides it
+    (``status.approvalPolicy``), the history of calls, and how it ended."""
     meta, spec = body.get("metadata") or {}, body.get("spec") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     status = status_of(body)
@@ -287,8 +288,11 @@ def task(body: Mapping[str, Any], style: Style, *, now: datetime, tz: tzinfo) ->
     else:
         lines.append("  none yet")
     if status.phase == AWAITING and status.proposal is not None:
+        lines.append(f"  {style.yellow('Still needed')}: {still_needed(status)}")
+        if status.approval_policy is not None:
+            label = style.red("Policy") if status.approval_policy.problem else "Policy"
+            lines.append(f"  {label}: {status.approval_policy.summary}")
         lines += [
-            f"  {style.yellow('Still needed')}: {still_needed(status)}",
             "",
             *how_to_decide(namespace, name, status.proposal),
         ]

@@ -19,6 +19,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bosun_tools.client.kube import Credentials, KubeClient
 from kubernetes import client as k8s_client
@@ -48,19 +49,20 @@ class Person:
         return Connection(self.client, namespace)
 
 
-class Access:
+class Access(Protocol):
     """The console's way to the API server: ``person(request)`` says as whom a request acts."""
 
-    forwarding: bool
+    @property
+    def forwarding(self) -> bool:
+        """Whether people's tokens are forwarded (else one person's kubeconfig is used)."""
+        ...
 
-    def person(self, request: Request) -> Person:
-        raise NotImplementedError
+    def person(self, request: Request) -> Person: ...
 
-    async def aclose(self) -> None:
-        raise NotImplementedError
+    async def aclose(self) -> None: ...
 
 
-class KubeconfigAccess(Access):
+class KubeconfigAccess:
     """One person, from their kubeconfig (or ``--as``), as ``kubectl bosun`` connects."""
 
     forwarding = False
@@ -83,7 +85,7 @@ class KubeconfigAccess(Access):
         await self._person.client.aclose()
 
 
-class ForwardedTokenAccess(Access):
+class ForwardedTokenAccess:
     """Every request as the person whose token the authenticating proxy forwarded; no credentials held."""
 
     forwarding = True

@@ -65,6 +65,8 @@ VERDICT_WAIT = 20.0
 """Seconds a decision waits for the operator's verdict on its grant before the page shows it as pending."""
 VIEWER_SECONDS = 60.0
 """How long who a person is (SelfSubjectReview) is remembered for their credentials."""
+VIEWERS_KEPT = 1000
+"""Remembered people past which those not seen for ``VIEWER_SECONDS`` are forgotten."""
 TASK_PARTS = ("headline", "decision", "timeline", "outcome")
 """The parts of a task page a change re-renders (``templates/parts.html``; ids ``part-<name>``)."""
 ACTIONS = ("approve-all", "approve-selected", "deny")
@@ -119,7 +121,10 @@ class Console:
         if known is not None and known[0] > time.monotonic():
             return known[1]
         name = await person.connection(person.default_namespace).whoami()
-        self._viewers[person.fingerprint] = (time.monotonic() + VIEWER_SECONDS, name)
+        now = time.monotonic()
+        if len(self._viewers) >= VIEWERS_KEPT:  # forget those not seen for a minute: one entry per token
+            self._viewers = {k: v for k, v in self._viewers.items() if v[0] > now}
+        self._viewers[person.fingerprint] = (now + VIEWER_SECONDS, name)
         return name
 
     def csrf(self, session: str, person: Person) -> str:

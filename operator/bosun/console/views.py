@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bosun_tools.output import age
@@ -191,12 +191,25 @@ def step_views(proposal: Proposal) -> list[StepView]:
     ]
 
 
+MomentKind = Literal["asked", "read", "proposed", "approval", "execution", "verification", "ended"]
+MOMENT_ORDER: tuple[MomentKind, ...] = (
+    "asked",
+    "read",
+    "proposed",
+    "approval",
+    "execution",
+    "verification",
+    "ended",
+)
+"""The order of moments that happened in the same second."""
+
+
 @dataclass(frozen=True)
 class Moment:
     """One line of the task's timeline: when, what kind of thing happened, and what."""
 
     at: datetime | None
-    kind: Literal["asked", "read", "proposed", "approval", "execution", "verification", "ended"]
+    kind: MomentKind
     tone: Tone
     text: str
     detail: str = ""
@@ -278,8 +291,16 @@ def timeline(body: Mapping[str, Any]) -> list[Moment]:
         moments.append(
             Moment(status.finished_at, "ended", tone(status.phase), f"ended {status.phase}", outcome(status))
         )
-    never = datetime.min.replace(tzinfo=None)
-    return sorted(moments, key=lambda m: m.at.replace(tzinfo=None) if m.at else never)
+    asked = moments[0].at or datetime.min.replace(tzinfo=UTC)
+    proposed = status.proposal.created_at if status.proposal else asked
+    # A call recorded without a time is placed where it must have happened: a read while planning, after
+    # the request; an approved call after its proposal.
+    undated = {"read": asked, "execution": proposed}
+
+    def order(moment: Moment) -> tuple[datetime, int]:
+        return moment.at or undated.get(moment.kind, asked), MOMENT_ORDER.index(moment.kind)
+
+    return sorted(moments, key=order)
 
 
 @dataclass(frozen=True)
@@ -290,6 +311,10 @@ class Decision:
     hash: str
     still_needed: str
     viewer_is_requester: bool
+    policy: str
+    """The approval policy the operator judges this proposal by (``status.approvalPolicy.summary``)."""
+    policy_problem: bool
+    """A namespace annotation does not parse: nothing is approved until an admin fixes it."""
 
 
 @dataclass(frozen=True)
@@ -329,6 +354,8 @@ def task_view(body: Mapping[str, Any], viewer: str | None, now: datetime) -> Tas
             hash=open_proposal.hash,
             still_needed=still_needed(status),
             viewer_is_requester=asker is not None and viewer is not None and asker.user == viewer,
+            policy=status.approval_policy.summary if status.approval_policy else "",
+            policy_problem=bool(status.approval_policy and status.approval_policy.problem),
         )
         if open_proposal is not None
         else None

@@ -14,7 +14,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bosun.api.models import GROUP, MAX_APPROVERS
+from bosun.api.models import (
+    GROUP,
+    GROUP_NAME_MAX,
+    MAX_APPROVERS,
+    MAX_POLICY_RULES,
+    MAX_RULE_GROUPS,
+    POLICY_PROBLEM_CAP,
+    POLICY_SOURCE_MAX,
+    POLICY_SUMMARY_CAP,
+    ApprovalPolicyStatus,
+    DestructiveApprovers,
+    cap,
+)
 from bosun.core.words import names, parse_bool
 
 FOUR_EYES = f"{GROUP}/four-eyes"
@@ -98,13 +110,55 @@ class ApprovalPolicy:
         return replace(policy, problems=tuple(problems))
 
     def describe(self) -> str:
-        groups = "; ".join(f"{' or '.join(r.groups)} ({r.source})" for r in self.destructive_groups)
-        age = f"{self.max_grant_age_seconds:g}s" if self.max_grant_age_seconds else "no limit"
-        return (
-            f"four-eyes {'on' if self.four_eyes else 'off'}, {self.required_approvals} distinct approver(s), "
-            f"destructive steps approved by {groups or 'any approver'}, annotation approvals "
-            f"{'accepted' if self.annotation_approvals else 'refused'}, grant age {age}"
+        """The policy on one line, e.g. "four-eyes on, 2 distinct approvers, destructive steps need an
+        approver in sre (namespace shop), annotation approvals accepted, grants valid 24h"."""
+        approvers = (
+            "1 approver" if self.required_approvals == 1 else f"{self.required_approvals} distinct approvers"
         )
+        rules = " and ".join(f"in {' or '.join(r.groups)} ({r.source})" for r in self.destructive_groups)
+        destructive = f"need an approver {rules}" if rules else "need no particular group"
+        age = self.max_grant_age_seconds
+        valid = f"grants valid {_duration(age)}" if age else "grants valid until their own expiresAt"
+        text = (
+            f"four-eyes {'on' if self.four_eyes else 'off'}, {approvers}, destructive steps {destructive}, "
+            f"annotation approvals {'accepted' if self.annotation_approvals else 'refused'}, {valid}"
+        )
+        if self.problems:
+            text += f"; nothing is approved until a cluster admin fixes: {'; '.join(self.problems)}"
+        return " ".join(text.split())
+
+    def as_status(self) -> ApprovalPolicyStatus:
+        """What ``status.approvalPolicy`` says of this policy: all of it, within the schema's bounds (a
+        requirement's groups beyond ``MAX_RULE_GROUPS`` are counted, not listed; texts are capped)."""
+        rules = []
+        for rule in self.destructive_groups[:MAX_POLICY_RULES]:
+            listed = [g for g in rule.groups if len(g) <= GROUP_NAME_MAX][:MAX_RULE_GROUPS]
+            rules.append(
+                DestructiveApprovers(
+                    groups=listed,
+                    source=rule.source[:POLICY_SOURCE_MAX],
+                    unlisted_groups=len(rule.groups) - len(listed) or None,
+                )
+            )
+        return ApprovalPolicyStatus(
+            four_eyes=self.four_eyes,
+            required_approvals=self.required_approvals,
+            destructive_approver_groups=rules,
+            annotation_approvals=self.annotation_approvals,
+            max_grant_age_seconds=self.max_grant_age_seconds,
+            problem=cap(" ".join("; ".join(self.problems).split()), POLICY_PROBLEM_CAP) or None,
+            summary=cap(self.describe(), POLICY_SUMMARY_CAP) or "",
+        )
+
+
+def _duration(seconds: float) -> str:
+    """A grant age as people say it: 24h, 90m, 45s (whole hours or minutes when it is one)."""
+    whole = float(seconds).is_integer()
+    if whole and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if whole and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
 
 
 _Parser = tuple[str, Callable[[str, str], Any]]

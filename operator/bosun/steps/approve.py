@@ -59,12 +59,12 @@ async def await_approval(task: Task) -> bool:
     """Apply pending decisions; True when the task moved on (Executing, Denied, Expired)."""
     proposal = task.status.proposal
     assert proposal is not None
-    policy: ApprovalPolicy | None = None
+    policy = await task.policy()
+    await _show_policy(task, policy, proposal)
     for grant in await task.grants():
         name = grant["metadata"]["name"]
         if (grant.get("status") or {}).get("state") or already_considered(task.status, name):
             continue
-        policy = policy or await task.policy()
         if await _decide(task, grant, proposal, policy):
             return True
     deps = task.deps
@@ -76,6 +76,24 @@ async def await_approval(task: Task) -> bool:
         )
         return True
     return False
+
+
+async def _show_policy(task: Task, policy: ApprovalPolicy, proposal: Proposal) -> None:
+    """``status.approvalPolicy`` says the policy the grants are judged by now: a cluster admin may have
+    changed a Namespace's annotations since the proposal was written (an Event says so), and a task
+    proposed by an operator that did not write it yet gets it. Written only when it differs."""
+    shown = policy.as_status()
+    before = task.status.approval_policy
+    if shown == before:
+        return
+    task.status = task.status.model_copy(update={"approval_policy": shown})
+    if before is not None:
+        task.note(
+            "Normal",
+            "ApprovalPolicyChanged",
+            f"the approval policy for proposal revision {proposal.revision} is now: {shown.summary}",
+        )
+    await task.write()
 
 
 async def _decide(task: Task, grant: dict[str, Any], proposal: Proposal, policy: ApprovalPolicy) -> bool:

@@ -190,9 +190,12 @@ async def _propose(task: Task, result: PlanResult, execution: ExecutionChoice) -
     if proposal is None:
         await task.move("Failed", "PlanTooLarge", problem or "plan rejected", "Warning")
         return
+    # The policy grants are judged by (``Task.policy``), written with the proposal it applies to.
+    policy = await task.policy()
     task.status = status.model_copy(
         update={
             "proposal": proposal,
+            "approval_policy": policy.as_status(),
             "summary": cap(result.summary, SUMMARY_CAP),
             "steps": [*status.steps, *proposal_records(proposal)],
             "pending_steps": len(proposal.steps),
