@@ -49,6 +49,18 @@ def _bob_task(kubectl: Any, namespace: str) -> dict[str, Any]:
     return wait_phase(kubectl, namespace, "scale", "AwaitingApproval")
 
 
+def chart_mode(consoles: Callable[..., ConsoleProcess], cluster: ConsoleServiceAccount) -> ConsoleProcess:
+    """The console as the chart runs it: forwarding tokens, given only the API server and its CA."""
+    return consoles(
+        "admin",
+        "--forwarded-token",
+        "--api-server",
+        cluster.api_server,
+        "--certificate-authority",
+        str(cluster.ca_file),
+    )
+
+
 def test_without_a_forwarded_token_nothing_is_served_even_with_the_admins_kubeconfig_at_hand(
     cluster: ClusterAccess,
     namespace: str,
@@ -81,14 +93,7 @@ def test_the_consoles_own_service_account_can_do_nothing_through_it(
     consoles: Callable[..., ConsoleProcess],
 ) -> None:
     before = _bob_task(kubectl, namespace)
-    console = consoles(
-        "admin",
-        "--forwarded-token",
-        "--api-server",
-        console_account.api_server,
-        "--certificate-authority",
-        str(console_account.ca_file),
-    )
+    console = chart_mode(consoles, console_account)
     own = {"Authorization": f"Bearer {console_account.token}"}
     refusal = f"{console_account.username} may not"
     with httpx.Client(base_url=console.url, headers=own, timeout=30, follow_redirects=False) as itself:
@@ -138,14 +143,7 @@ def test_a_persons_forwarded_token_acts_as_that_person(
     dave = f"system:serviceaccount:{namespace}:dave"
     bind_role(namespace, dave, USER_ROLE)
     token = kubectl("-n", namespace, "create", "token", "dave", "--duration=30m").stdout.strip()
-    console = consoles(
-        "admin",
-        "--forwarded-token",
-        "--api-server",
-        console_account.api_server,
-        "--certificate-authority",
-        str(console_account.ca_file),
-    )
+    console = chart_mode(consoles, console_account)
     # oauth2-proxy's --pass-access-token header, rather than Authorization.
     forwarded = {"X-Forwarded-Access-Token": token}
     with httpx.Client(base_url=console.url, headers=forwarded, timeout=60, follow_redirects=False) as person:
