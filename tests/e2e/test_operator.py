@@ -181,6 +181,51 @@ def test_replay_proposes_the_recorded_mutations_again(
     assert replicas(kubectl, namespace) == (5, 5)
 
 
+def test_a_task_the_requester_may_not_read_is_not_replayed_for_them(
+    kubectl: Any, namespace: str, users: None, operator: Operator
+) -> None:
+    """carol may create tasks but read only her own: replaying bob's would show her its calls and
+    arguments, so it is refused before the operator reads it, and nothing of it appears in her task."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "carol-own-tasks", "namespace": namespace},
+        "rules": [
+            {"apiGroups": ["bosun.dev"], "resources": ["agenttasks"], "verbs": ["create"]},
+            {
+                "apiGroups": ["bosun.dev"],
+                "resources": ["agenttasks"],
+                "verbs": ["get"],
+                "resourceNames": ["mine"],
+            },
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "carol-own-tasks", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "carol-own-tasks"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "carol"}],
+    }
+    kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]})
+    )
+    deployment(kubectl, namespace)
+    first = propose_scale(kubectl, namespace)
+    apply(kubectl, namespace, grant_doc("ok", "scale-web", first["proposal"]["hash"]), user="alice")
+    wait_phase(kubectl, namespace, "scale-web", "Succeeded")
+
+    apply(kubectl, namespace, task_doc("mine", "do it again", replayOf="scale-web"), user="carol")
+    refused = wait_phase(kubectl, namespace, "mine", "Failed")
+    ready = next(c for c in refused["conditions"] if c["type"] == "Ready")
+    assert ready["message"].startswith(
+        f"spec.replayOf: carol may not get agenttasks.bosun.dev scale-web in namespace {namespace}, so Bosun "
+        "will not propose its calls on their behalf."
+    )
+    assert "proposal" not in refused
+    assert "k8s_scale" not in json.dumps(refused)
+
+
 def test_invalid_specs_are_refused_naming_the_field(
     kubectl: Any, namespace: str, users: None, bosun_installed: None
 ) -> None:

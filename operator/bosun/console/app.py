@@ -348,6 +348,26 @@ class Console:
         action = str(form.get("action") or "")
         if action not in ACTIONS:
             raise Refused(400, f"refused: action {action!r} is not one of {', '.join(ACTIONS)}")
+        try:
+            grant_name = await self._create_grant(conn, viewer, name, action, form)
+        except Refused as refused:
+            notice = Notice("bad", refused.text)
+            return await self._task_page(
+                request, person, viewer, namespace, name, notice=notice, status=refused.status
+            )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(VERDICT_WAIT):
+                await grant_verdict(conn, grant_name)
+        return RedirectResponse(
+            f"/tasks/{quote(namespace)}/{quote(name)}?grant={quote(grant_name)}", status_code=303
+        )
+
+    async def _create_grant(
+        self, conn: Connection, viewer: str | None, name: str, action: str, form: FormData
+    ) -> str:
+        """The person's grant for exactly the proposal the form quotes, created; ``Refused`` (and nothing
+        created) when the task proposes anything else now, the steps are wrong, or RBAC says no."""
+        namespace = conn.namespace
         decision: Decision = "Deny" if action == "deny" else "Approve"
         reviewed = str(form.get("hash") or "")
         try:
@@ -366,54 +386,25 @@ class Console:
                     "Nothing was decided: the proposal changed since the page was loaded (it now is "
                     f"revision {shown.revision}, {shown.hash}); review it below and decide again.",
                 )
-            steps = (
-                chosen_steps(shown, [str(s) for s in form.getlist("steps")], action == "approve-all")
-                if decision == "Approve"
-                else None
-            )
+            picked = [str(s) for s in form.getlist("steps")]
+            steps = chosen_steps(shown, picked, action == "approve-all") if decision == "Approve" else None
             reason = str(form.get("reason") or "").strip() or None
             grant = await conn.create(
                 APPROVAL_GRANTS, grant_object(task, decision, reviewed, steps, reason, via="bosun-console")
             )
-        except Refused as refused:
-            return await self._task_page(
-                request,
-                person,
-                viewer,
-                namespace,
-                name,
-                notice=Notice("bad", refused.text),
-                status=refused.status,
-            )
         except ValueError as bad:
-            return await self._task_page(
-                request,
-                person,
-                viewer,
-                namespace,
-                name,
-                notice=Notice("bad", f"Nothing was decided: {bad}."),
-                status=422,
-            )
+            raise Refused(422, f"Nothing was decided: {bad}.") from bad
+        except NotFound as missing:
+            raise Refused(404, f"Nothing was decided: {missing}.") from missing
         except NotAllowed as refused:
             text = not_allowed(viewer, refused.verb, refused.resource, refused.namespace, refused.server)
-            return await self._task_page(
-                request, person, viewer, namespace, name, notice=Notice("bad", text), status=403
-            )
+            raise Refused(403, text) from refused
         except KubeError as failed:
             text = (
                 f"Nothing was decided: the API server refused the grant ({failed.reason}): {failed.message}"
             )
-            return await self._task_page(
-                request, person, viewer, namespace, name, notice=Notice("bad", text), status=422
-            )
-        grant_name = grant["metadata"]["name"]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(VERDICT_WAIT):
-                await grant_verdict(conn, grant_name)
-        return RedirectResponse(
-            f"/tasks/{quote(namespace)}/{quote(name)}?grant={quote(grant_name)}", status_code=303
-        )
+            raise Refused(422, text) from failed
+        return str(grant["metadata"]["name"])
 
     # ----- live streams -----------------------------------------------------------------------------------
 

@@ -224,8 +224,8 @@ class Store:
         return bool(answer.get("allowed"))
 
     async def may_get_task(self, user: Identity, namespace: str, name: str) -> bool:
-        """RBAC's answer for a requester about one task (``spec.followUpOf``): whether they could read it by
-        hand, asked before the operator reads it with its own rights."""
+        """RBAC's answer for a requester about one task (``spec.followUpOf``, ``spec.replayOf``): whether
+        they could read it by hand, asked before the operator reads it with its own rights."""
         answer = await self.kube.access_review(
             {
                 "verb": "get",

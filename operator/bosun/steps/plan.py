@@ -216,6 +216,16 @@ async def _propose(task: Task, result: PlanResult, execution: ExecutionChoice) -
 async def _replay(task: Task, acting: Identity) -> PlanResult:
     """``spec.replayOf``: the calls another task ran, each checked for scope and dry-run again as now."""
     name = task.spec.replay_of or ""
+    if not await task.deps.store.may_get_task(task.requester, task.namespace, name):
+        # Read with the operator's rights only once RBAC said the requester could read it by hand: a
+        # replay shows the other task's calls, arguments and all, to whoever asked for it.
+        error = (
+            f"spec.replayOf: {task.requester.user} may not get agenttasks.bosun.dev {name} in namespace "
+            f"{task.namespace}, so Bosun will not propose its calls on their behalf. Ask an admin of the "
+            "namespace for get on agenttasks.bosun.dev there (the bosun-requester role has it), or create "
+            "the task without spec.replayOf"
+        )
+        return PlanResult("failed", error, error=error)
     source = await task.deps.store.get_task(task.namespace, name)
     if source is None:
         error = f"spec.replayOf: AgentTask {name} not found in namespace {task.namespace}"
