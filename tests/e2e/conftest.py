@@ -151,6 +151,35 @@ def users(namespace: str, bind_role: Any) -> None:
     bind_role(namespace, "alice", USER_ROLE)
 
 
+def creates_and_reads_only(kubectl: Any, namespace: str, user: str, *own: str) -> None:
+    """``user`` may create AgentTasks in ``namespace`` and get only those named ``own``: someone who must
+    not see the other tasks there (a follow-up or replay of one of them is refused)."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": f"{user}-own-tasks", "namespace": namespace},
+        "rules": [
+            {"apiGroups": ["bosun.dev"], "resources": ["agenttasks"], "verbs": ["create"]},
+            {
+                "apiGroups": ["bosun.dev"],
+                "resources": ["agenttasks"],
+                "verbs": ["get"],
+                "resourceNames": list(own),
+            },
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": f"{user}-own-tasks", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{user}-own-tasks"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+    kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]})
+    )
+
+
 def get(kubectl: Any, namespace: str, kind: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(kubectl("-n", namespace, "get", kind, name, "-o", "json").stdout)
     return result

@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     Operator,
     apply,
     condition,
+    creates_and_reads_only,
     deployment,
     events,
     status_of,
@@ -93,29 +94,7 @@ def test_a_follow_up_is_refused_before_any_model_call_unless_readable_existing_a
 ) -> None:
     """carol may create tasks and read only her own; bob's earlier task is never shown to her model. A
     missing task and one still awaiting approval are refused too, each saying what to do."""
-    carol = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": "carol-own-tasks", "namespace": namespace},
-        "rules": [
-            {"apiGroups": ["bosun.dev"], "resources": ["agenttasks"], "verbs": ["create"]},
-            {
-                "apiGroups": ["bosun.dev"],
-                "resources": ["agenttasks"],
-                "verbs": ["get"],
-                "resourceNames": ["carol-next"],
-            },
-        ],
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(carol))
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "carol-own-tasks", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "carol-own-tasks"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "carol"}],
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(binding))
+    creates_and_reads_only(kubectl, namespace, "carol", "carol-next")
     deployment(kubectl, namespace, replicas=2)
     with_model(operator_factory, llm)
     llm.script(text("The secret of web: it runs 2 pods."))

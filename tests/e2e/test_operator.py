@@ -13,6 +13,7 @@ import yaml
 from tests.e2e.conftest import (
     Operator,
     apply,
+    creates_and_reads_only,
     deployment,
     events,
     get,
@@ -186,30 +187,7 @@ def test_a_task_the_requester_may_not_read_is_not_replayed_for_them(
 ) -> None:
     """carol may create tasks but read only her own: replaying bob's would show her its calls and
     arguments, so it is refused before the operator reads it, and nothing of it appears in her task."""
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": "carol-own-tasks", "namespace": namespace},
-        "rules": [
-            {"apiGroups": ["bosun.dev"], "resources": ["agenttasks"], "verbs": ["create"]},
-            {
-                "apiGroups": ["bosun.dev"],
-                "resources": ["agenttasks"],
-                "verbs": ["get"],
-                "resourceNames": ["mine"],
-            },
-        ],
-    }
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "carol-own-tasks", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "carol-own-tasks"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "carol"}],
-    }
-    kubectl(
-        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]})
-    )
+    creates_and_reads_only(kubectl, namespace, "carol", "mine")
     deployment(kubectl, namespace)
     first = propose_scale(kubectl, namespace)
     apply(kubectl, namespace, grant_doc("ok", "scale-web", first["proposal"]["hash"]), user="alice")
