@@ -279,7 +279,7 @@ def record_latency(seen: dict[str, float], shown: list[dict[str, Any]]) -> None:
     print("status change to browser:", "; ".join(lines))
 
 
-def test_a_decision_about_a_proposal_that_changed_is_refused_and_a_forged_form_does_nothing(
+def test_a_stale_or_forged_decision_does_nothing_and_a_deny_ends_the_task(
     kubectl: Any,
     namespace: str,
     users: None,
@@ -287,7 +287,8 @@ def test_a_decision_about_a_proposal_that_changed_is_refused_and_a_forged_form_d
     consoles: Callable[..., ConsoleProcess],
 ) -> None:
     """Without a browser: a POST quoting an old hash decides nothing; one without the session's CSRF token,
-    or from another origin, is refused before any request reaches the API server."""
+    or from another origin, is refused before any request reaches the API server; a Deny with the hash
+    shown ends the task Denied."""
     deployment(kubectl, namespace)
     alice = consoles("alice")
     kubectl(
@@ -337,9 +338,23 @@ def test_a_decision_about_a_proposal_that_changed_is_refused_and_a_forged_form_d
         )
         assert unknown.status_code == 422
         assert "s9" in unknown.text
-    grants = json.loads(kubectl("-n", namespace, "get", "approvalgrants", "-o", "json").stdout)["items"]
-    assert grants == []
-    assert get(kubectl, namespace, "agenttask", "scale")["status"]["phase"] == "AwaitingApproval"
+        grants = json.loads(kubectl("-n", namespace, "get", "approvalgrants", "-o", "json").stdout)["items"]
+        assert grants == []
+        assert get(kubectl, namespace, "agenttask", "scale")["status"]["phase"] == "AwaitingApproval"
+
+        # With the hash it was shown, alice's Deny ends the task Denied; nothing ran.
+        denied = browser_like.post(
+            f"/tasks/{namespace}/scale/decide",
+            data={"csrf": csrf, "hash": proposal["hash"], "action": "deny", "reason": "not during the sale"},
+        )
+        assert denied.status_code == 303
+        verdict = browser_like.get(denied.headers["location"])
+        assert "Accepted (Denied)" in verdict.text
+    status = wait_phase(kubectl, namespace, "scale", "Denied")
+    [grant] = json.loads(kubectl("-n", namespace, "get", "approvalgrants", "-o", "json").stdout)["items"]
+    assert (grant["spec"]["decision"], grant["spec"]["reason"]) == ("Deny", "not during the sale")
+    assert grant["metadata"]["annotations"]["bosun.dev/approver"] == "alice"
+    assert not [s for s in status["steps"] if s["state"] in ("Executing", "Succeeded")]
 
 
 def _field(html: str, name: str) -> str:
