@@ -33,13 +33,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Final, get_args
 
 from bosun_tools import metrics as tool_metrics
 from bosun_tools.metrics import LATENCY_BUCKETS, BoundedValues, ToolServerMetrics
 from bosun_tools.registry import safety_of, tool_label
+from bosun_tools.scoped import Scoped
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -267,27 +267,20 @@ class OperatorMetrics:
         self.reconcile_errors.labels(exception=self._errors(type(exc).__name__)).inc()
 
 
-_ACTIVE: ContextVar[OperatorMetrics | None] = ContextVar("bosun_metrics", default=None)
+_SCOPE: Final[Scoped[OperatorMetrics]] = Scoped("bosun_metrics")
+active = _SCOPE.active
 
 
 @contextlib.contextmanager
 def activated(metrics: OperatorMetrics) -> Iterator[OperatorMetrics]:
     """Record into ``metrics`` (and its tool-server part) within this block and every task started in it."""
-    token = _ACTIVE.set(metrics)
-    try:
-        with tool_metrics.activated(metrics.tools):
-            yield metrics
-    finally:
-        _ACTIVE.reset(token)
-
-
-def active() -> OperatorMetrics | None:
-    return _ACTIVE.get()
+    with _SCOPE.activated(metrics), tool_metrics.activated(metrics.tools):
+        yield metrics
 
 
 def record_tool_call(tool: str, mode: str, outcome: str, since: float) -> None:
     """A call of ``tool`` begun at ``since`` (``time.monotonic``) ended with ``outcome``."""
-    metrics = _ACTIVE.get()
+    metrics = active()
     if metrics is not None:
         metrics.tool_call(tool, mode, outcome, time.monotonic() - since)
 
@@ -296,19 +289,19 @@ def record_model_call(
     model: str, since: float, *, ok: bool, prompt: int = 0, completion: int = 0, cost: float = 0.0
 ) -> None:
     """A model call begun at ``since`` ended (``ok``: with a reply whose usage is given)."""
-    metrics = _ACTIVE.get()
+    metrics = active()
     if metrics is not None:
         seconds = time.monotonic() - since
         metrics.model_call(model, ok=ok, seconds=seconds, prompt=prompt, completion=completion, cost=cost)
 
 
 def record_grant_verdict(verdict: GrantVerdict, state: str | None) -> None:
-    metrics = _ACTIVE.get()
+    metrics = active()
     if metrics is not None:
         metrics.grant_verdict(verdict, state)
 
 
 def record_reconcile_error(exc: BaseException) -> None:
-    metrics = _ACTIVE.get()
+    metrics = active()
     if metrics is not None:
         metrics.reconcile_error(exc)

@@ -24,12 +24,13 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from threading import Lock
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from bosun_tools.scoped import Scoped
 
 LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 """Seconds of one call (a tool, a model, an API request): from a cached read to a tool's timeout."""
@@ -101,32 +102,21 @@ class ToolServerMetrics:
         self.served_seconds.labels(tool=tool, mode=mode).observe(seconds)
 
 
-_ACTIVE: ContextVar[ToolServerMetrics | None] = ContextVar("bosun_tools_metrics", default=None)
-
-
-@contextlib.contextmanager
-def activated(metrics: ToolServerMetrics) -> Iterator[ToolServerMetrics]:
-    """Record into ``metrics`` within this block, and in every task and thread context started in it."""
-    token = _ACTIVE.set(metrics)
-    try:
-        yield metrics
-    finally:
-        _ACTIVE.reset(token)
-
-
-def active() -> ToolServerMetrics | None:
-    return _ACTIVE.get()
+_SCOPE: Final[Scoped[ToolServerMetrics]] = Scoped("bosun_tools_metrics")
+activated = _SCOPE.activated
+"""Record into the given metrics within this block, and in every task and thread context started in it."""
+active = _SCOPE.active
 
 
 def record_api_error(method: str, code: int) -> None:
-    metrics = _ACTIVE.get()
+    metrics = active()
     if metrics is not None:
         metrics.api_error(method, code)
 
 
 def record_served(tool: str, *, mutating: bool, preview: bool, ok: bool, since: float) -> None:
     """One tool call served, begun at ``since`` (``time.monotonic``)."""
-    metrics = _ACTIVE.get()
+    metrics = active()
     if metrics is not None:
         metrics.served(tool, mutating=mutating, preview=preview, ok=ok, seconds=time.monotonic() - since)
 

@@ -19,37 +19,27 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from typing import Final
 
 from opentelemetry.trace import INVALID_SPAN, Span, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
+from bosun_tools.scoped import Scoped
+
 ENDPOINT_VARIABLES: Final = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 """Either one turns traces on (the SDK reads them, the traces-specific one first)."""
 TRACER: Final = "bosun"
 
-_ACTIVE: ContextVar[TracerProvider | None] = ContextVar("bosun_tracing", default=None)
+_SCOPE: Final[Scoped[TracerProvider]] = Scoped("bosun_tracing")
+activated = _SCOPE.activated
+"""Make spans with the given provider within this block and every task started in it."""
+active = _SCOPE.active
 
 
 def wanted(env: Mapping[str, str] | None = None) -> bool:
     """Whether an OTLP endpoint for traces is configured."""
     env = os.environ if env is None else env
     return any(env.get(name, "").strip() for name in ENDPOINT_VARIABLES)
-
-
-@contextlib.contextmanager
-def activated(provider: TracerProvider) -> Iterator[TracerProvider]:
-    """Make spans with ``provider`` within this block and every task started in it."""
-    token = _ACTIVE.set(provider)
-    try:
-        yield provider
-    finally:
-        _ACTIVE.reset(token)
-
-
-def active() -> TracerProvider | None:
-    return _ACTIVE.get()
 
 
 @contextlib.contextmanager
@@ -82,7 +72,7 @@ def span(name: str, attributes: Mapping[str, AttributeValue] | None = None) -> I
     """A span named ``name``, current within the block (its parent: the span current where it starts). An
     exception leaving the block is recorded on it and sets its status to error. Without an activated
     provider, a span that records nothing."""
-    provider = _ACTIVE.get()
+    provider = active()
     if provider is None:
         yield INVALID_SPAN
         return
