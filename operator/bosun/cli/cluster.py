@@ -22,6 +22,7 @@ from bosun_tools.identity import Identity
 from kubernetes.config.config_exception import ConfigException
 
 from bosun.api.models import GROUP, VERSION
+from bosun.cli.render import not_allowed
 
 AGENT_TASKS = ResourceInfo(GROUP, VERSION, "AgentTask", "agenttasks", namespaced=True, verbs=())
 APPROVAL_GRANTS = ResourceInfo(GROUP, VERSION, "ApprovalGrant", "approvalgrants", namespaced=True, verbs=())
@@ -45,6 +46,11 @@ class NotAllowed(Exception):
         self.resource = resource
         self.namespace = namespace
         self.server = server
+
+    def told(self, user: str | None) -> str:
+        """The refusal as ``user`` (None: "you") is told it: what they may not do where, and whom to ask
+        for which role (``render.not_allowed``)."""
+        return not_allowed(user, self.verb, self.resource, self.namespace, self.server)
 
 
 class NotFound(Exception):

@@ -170,9 +170,7 @@ async def run(args: argparse.Namespace, console: commands.Console) -> int:
             return await _dispatch(args, conn, console)
         except NotAllowed as refused:
             user = await conn.whoami()
-            console.error(
-                render.not_allowed(user, refused.verb, refused.resource, refused.namespace, refused.server)
-            )
+            console.error(refused.told(user))
             return commands.REFUSED
     finally:
         await conn.aclose()

@@ -8,10 +8,10 @@ run, its dry-run preview and diff, and the whole hash an approval quotes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from bosun_tools.output import age, table
@@ -116,21 +116,32 @@ def arguments(args: Mapping[str, Any]) -> list[str]:
     return text.splitlines()
 
 
+DiffKind = Literal["file", "hunk", "add", "remove", "same"]
+
+
+def diff_kind(line: str) -> DiffKind:
+    """What a line of a unified diff is: a file header, a hunk header, added, removed or unchanged."""
+    if line.startswith(("---", "+++")):
+        return "file"
+    if line.startswith("@@"):
+        return "hunk"
+    if line.startswith("+"):
+        return "add"
+    if line.startswith("-"):
+        return "remove"
+    return "same"
+
+
 def diff(text: str, style: Style) -> list[str]:
     """A unified diff with removed lines red, added lines green and hunk headers cyan."""
-    lines = []
-    for line in text.splitlines():
-        if line.startswith(("---", "+++")):
-            lines.append(style.bold(line))
-        elif line.startswith("@@"):
-            lines.append(style.cyan(line))
-        elif line.startswith("+"):
-            lines.append(style.green(line))
-        elif line.startswith("-"):
-            lines.append(style.red(line))
-        else:
-            lines.append(line)
-    return lines
+    paint: dict[DiffKind, Callable[[str], str]] = {
+        "file": style.bold,
+        "hunk": style.cyan,
+        "add": style.green,
+        "remove": style.red,
+        "same": str,
+    }
+    return [paint[diff_kind(line)](line) for line in text.splitlines()]
 
 
 def _block(title: str, lines: Iterable[str]) -> list[str]:

@@ -43,7 +43,7 @@ from bosun.api.models import Decision
 from bosun.cli.cluster import AGENT_TASKS, APPROVAL_GRANTS, EVENTS, Connection, NotAllowed, NotFound
 from bosun.cli.commands import grant_verdict
 from bosun.cli.objects import grant_object, task_object
-from bosun.cli.render import AWAITING, not_allowed, status_of
+from bosun.cli.render import AWAITING, status_of
 from bosun.console import overview as stats
 from bosun.console.access import Access, NoToken, Person
 from bosun.console.views import (
@@ -214,9 +214,7 @@ class Console:
             listing = await person.connection(namespace).list(AGENT_TASKS, all_namespaces=everywhere)
             rows = task_rows(listing.get("items", []), viewer, _now(), filters)
         except NotAllowed as refused:
-            problem_listing = not_allowed(
-                viewer, refused.verb, refused.resource, refused.namespace, refused.server
-            )
+            problem_listing = refused.told(viewer)
         query = {
             "namespace": ALL_NAMESPACES if everywhere else namespace,
             "phase": filters.phase,
@@ -268,7 +266,7 @@ class Console:
         except NotFound as missing:
             return self.page(request, person, viewer, "problem.html", status=404, problem=str(missing))
         except NotAllowed as refused:
-            text = not_allowed(viewer, refused.verb, refused.resource, refused.namespace, refused.server)
+            text = refused.told(viewer)
             return self.page(request, person, viewer, "problem.html", status=403, problem=text)
         view = task_view(body, viewer, _now())
         return self.page(
@@ -291,7 +289,7 @@ class Console:
             listing = await person.connection(namespace).list(AGENT_TASKS, all_namespaces=everywhere)
             summary = stats.overview(listing.get("items", []))
         except NotAllowed as refused:
-            problem = not_allowed(viewer, refused.verb, refused.resource, refused.namespace, refused.server)
+            problem = refused.told(viewer)
         return self.page(
             request,
             person,
@@ -325,7 +323,7 @@ class Console:
             created = await person.connection(namespace).create(AGENT_TASKS, body)
         except (NotAllowed, KubeError) as refused:
             problem = (
-                not_allowed(viewer, refused.verb, refused.resource, refused.namespace, refused.server)
+                refused.told(viewer)
                 if isinstance(refused, NotAllowed)
                 else f"The API server refused the task ({refused.reason}): {refused.message}"
             )
@@ -397,7 +395,7 @@ class Console:
         except NotFound as missing:
             raise Refused(404, f"Nothing was decided: {missing}.") from missing
         except NotAllowed as refused:
-            text = not_allowed(viewer, refused.verb, refused.resource, refused.namespace, refused.server)
+            text = refused.told(viewer)
             raise Refused(403, text) from refused
         except KubeError as failed:
             text = (
@@ -518,7 +516,7 @@ def _message(event: str, data: Mapping[str, Any]) -> dict[str, str]:
 
 def _problem(failed: NotAllowed | KubeError, viewer: str | None) -> dict[str, str]:
     if isinstance(failed, NotAllowed):
-        text = not_allowed(viewer, failed.verb, failed.resource, failed.namespace, failed.server)
+        text = failed.told(viewer)
     else:
         answered = f"{failed.status} {failed.reason}: {failed.message}"
         text = f"The live view stopped: the API server answered {answered}"

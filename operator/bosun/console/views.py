@@ -24,10 +24,18 @@ from bosun.api.models import (
     canonical_json,
     one_line,
 )
-from bosun.cli.render import AWAITING, arguments, outcome, requester, status_of, still_needed
+from bosun.cli.render import (
+    AWAITING,
+    DiffKind,
+    arguments,
+    diff_kind,
+    outcome,
+    requester,
+    status_of,
+    still_needed,
+)
 from bosun.core.grants import parse_timestamp
 
-DiffKind = Literal["file", "hunk", "add", "remove", "same"]
 Tone = Literal["good", "bad", "wait", "work", "none"]
 
 PHASE_TONES: dict[str, Tone] = {
@@ -143,21 +151,7 @@ class DiffLine:
 
 def diff_lines(text: str | None) -> list[DiffLine]:
     """A unified diff, line by line, each marked for its colour."""
-    lines = []
-    for line in (text or "").splitlines():
-        kind: DiffKind
-        if line.startswith(("---", "+++")):
-            kind = "file"
-        elif line.startswith("@@"):
-            kind = "hunk"
-        elif line.startswith("+"):
-            kind = "add"
-        elif line.startswith("-"):
-            kind = "remove"
-        else:
-            kind = "same"
-        lines.append(DiffLine(kind, line))
-    return lines
+    return [DiffLine(diff_kind(line), line) for line in (text or "").splitlines()]
 
 
 @dataclass(frozen=True)
