@@ -8,8 +8,9 @@ not the time to compile the sources.
   turn carries (tool definition and system prompt characters);
 - ``compare``: Bosun against the floor (``floor.py``, the cheapest kopf operator; a benchmark baseline,
   not part of Bosun), started alternately on the same control plane: latency from create to proposal and
-  to answer with 1 and 20 in flight, throughput, operator and kube-apiserver CPU per task, start to the
-  first object handled, idle and loaded memory; plus the model path with a scripted zero-latency model;
+  to answer with 1 in flight (spaced, and back to back) and 20, throughput, operator and kube-apiserver
+  CPU per task, start to the first object handled, idle and loaded memory; plus the model path with a
+  scripted zero-latency model;
 - ``live``: 500 tasks created at once on one Bosun process (``live.py``): all reach their phase, none lost,
   how long they took, and RSS per live task (loaded - idle) / 500 against issue 12's 50 KB;
 - ``shards``: sharding by namespace (``shards.py``, ``docs/scaling.md``): two Bosun processes with disjoint

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import yaml
@@ -259,24 +259,48 @@ async def settled(pid: int, within: float = 15.0, quiet: float = 0.3) -> None:
 LIST_AFTER_WRITE_SAMPLES = 20
 
 
-async def list_after_write(api: Api, namespace: str) -> tuple[float, float]:
+class ListAfterWrite(NamedTuple):
+    """p50 seconds of a LIST of pods right after a write, three ways (``list_after_write``)."""
+
+    back_to_back: float
+    """consistent, less than 100 ms after the previous consistent LIST"""
+    spaced: float
+    """consistent, the write made ``gap`` seconds after the previous sample"""
+    cached: float
+    """from the watch cache as it stands (``resourceVersion=0``)"""
+
+
+async def list_after_write(api: Api, namespace: str, gap: float) -> ListAfterWrite:
     """p50 seconds of a LIST of pods right after a write to another resource (a ConfigMap): consistent, as
-    kubectl and Bosun's tools send it, and served from the watch cache as it stands (``resourceVersion=0``).
+    kubectl and Bosun's tools send it, both back to back and spaced by ``gap`` seconds, and served from the
+    watch cache as it stands (``resourceVersion=0``).
 
     Since Kubernetes 1.31 a consistent LIST is answered from the watch cache once the cache has caught up
     with etcd's current revision; when the listed resource has seen no change since the write, the cache
-    only learns that from etcd's next progress notification, which the API server asks for at a fixed
-    period. That wait is part of every answer that lists, whoever asks."""
+    only learns that from etcd's next progress notification. The API server asks etcd for one when a
+    consistent read is waiting, at most once per 100 ms (``progressRequestPeriod`` in k8s.io/apiserver
+    pkg/storage/cacher/progress/watch_progress.go, a timer restarted after each request). A consistent
+    LIST less than 100 ms after the previous one waits for the next tick (back to back); one after an idle
+    gap longer than that is served once the request it triggers at once is answered (spaced)."""
     pods = f"/api/v1/namespaces/{namespace}/pods"
     configmaps = f"/api/v1/namespaces/{namespace}/configmaps"
-    consistent: list[float] = []
+    back_to_back: list[float] = []
+    spaced: list[float] = []
     cached: list[float] = []
-    for n in range(LIST_AFTER_WRITE_SAMPLES):
-        for samples, params in ((consistent, {}), (cached, {"resourceVersion": "0"})):
-            name = f"bench-list-{n}-{len(samples)}-{'c' if params else 'q'}"
-            await api.create(configmaps, {"metadata": {"name": name}})
-            start = time.perf_counter()
-            await api.call("GET", pods, params=params)
-            samples.append(time.perf_counter() - start)
-            await api.call("DELETE", f"{configmaps}/{name}")
-    return statistics.median(consistent), statistics.median(cached)
+
+    async def sample(samples: list[float], tag: str, params: dict[str, str]) -> None:
+        name = f"bench-list-{len(samples)}-{tag}"
+        await api.create(configmaps, {"metadata": {"name": name}})
+        start = time.perf_counter()
+        await api.call("GET", pods, params=params)
+        samples.append(time.perf_counter() - start)
+        await api.call("DELETE", f"{configmaps}/{name}")
+
+    for _ in range(LIST_AFTER_WRITE_SAMPLES):
+        await asyncio.sleep(gap)  # idle since the last consistent LIST (see compare.ARRIVAL_GAP)
+        await sample(spaced, "s", {})
+        await sample(back_to_back, "c", {})  # a few ms after the spaced one: within its 100 ms
+        await sample(cached, "q", {"resourceVersion": "0"})
+    return ListAfterWrite(
+        statistics.median(back_to_back), statistics.median(spaced), statistics.median(cached)
+    )
