@@ -52,8 +52,12 @@ log = logging.getLogger("bosun")
 
 
 def _gateway(config: OperatorConfig) -> ToolGateway:
+    """A separate tool server when one is configured (its MCP client is imported only then), else the
+    tools in this process."""
     if config.tools_url and config.tools_token:
-        return ToolGateway.over_http(config.tools_url, config.tools_token)
+        from bosun.ports.mcp_tools import over_http
+
+        return over_http(config.tools_url, config.tools_token)
     from bosun_tools.settings import ToolSettings
 
     return ToolGateway.in_process(ToolSettings.from_env())

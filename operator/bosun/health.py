@@ -21,12 +21,13 @@ check fails, where a liveness probe would restart a healthy pod over and over.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from bosun_tools.client.kube import Credentials, KubeClient, KubeError
@@ -112,28 +113,42 @@ async def _check(kube: KubeClient, host: str, config: OperatorConfig) -> Started
             f"the API server at {host} sees this process as system:anonymous: no credentials reached it; "
             "mount the ServiceAccount token (automountServiceAccountToken) or fix the user in KUBECONFIG"
         )
-    for crd in CRDS:
-        try:
-            await kube.resolve(crd)
-        except KubeError as exc:
-            if exc.status != 404:
-                raise StartupProblem(f"cannot read API discovery from {host}: {exc}") from None
+    # The rest is asked at once, so a start waits for the slowest answer rather than for their sum; what is
+    # wrong is still reported in this order: the CRDs, then the rights, then the policies.
+    rights = required_access(config)
+    answers = await asyncio.gather(
+        *(kube.resolve(crd) for crd in CRDS),
+        *(kube.access_review(right) for right in rights),
+        store.missing_policies(),
+        return_exceptions=True,
+    )
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, KubeError):
+            raise answer
+    for crd, found in zip(CRDS, answers, strict=False):
+        if isinstance(found, KubeError) and found.status == 404:
             raise StartupProblem(
                 f"the CRD {crd} is not installed: kubectl apply -f crds/ (helm installs it from the chart's "
                 "crds/ folder unless --skip-crds was given)"
-            ) from None
+            )
+        if isinstance(found, KubeError):
+            raise StartupProblem(f"cannot read API discovery from {host}: {found}")
+    reviews, missing = answers[len(CRDS) : -1], answers[-1]
     refused = []
-    for right in required_access(config):
-        answer = await kube.access_review(right)
-        if not answer.get("allowed"):
+    for right, review in zip(rights, reviews, strict=True):
+        if isinstance(review, BaseException):
+            raise review
+        if not cast(dict[str, Any], review).get("allowed"):
             refused.append(_describe(right))
+    if isinstance(missing, BaseException):
+        raise missing
+    missing = cast(list[str], missing)
     if refused:
         raise StartupProblem(
             f"Forbidden: {identity.user} may not {'; '.join(refused)}; grant it these rights (the "
             "chart's ClusterRole <release>-bosun-operator holds them, and its Role on leases when leader "
             "election is on)"
         )
-    missing = await store.missing_policies()
     if missing:
         raise StartupProblem(
             f"the identity admission policies are missing or unreadable ({', '.join(missing)}), so "

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from bosun.planner.toolsets import openai_tools
-from bosun.ports.gateway import ToolGateway, ToolServerUnavailable
+from bosun.ports.gateway import ToolServerUnavailable
+from bosun.ports.mcp_tools import over_http
 from bosun_tools.identity import Identity
 
 from tests.conftest import BindRole, ClusterAccess, Kubectl
@@ -94,7 +95,7 @@ async def test_identity_travels_in_meta_over_http(
 ) -> None:
     bind_role(namespace, "alice", "view")
     kubectl("apply", "-n", namespace, "-f", "-", input=deployment("web", replicas=1))
-    gw = ToolGateway.over_http(tool_server.url, TOKEN)
+    gw = over_http(tool_server.url, TOKEN)
     try:
         args = {"kind": "deployment", "name": "web", "namespace": namespace}
         as_alice = await gw.read("k8s_get", args, identity=Identity("alice"))
@@ -115,7 +116,7 @@ async def test_identity_travels_in_meta_over_http(
 
 
 async def test_wrong_token_is_unavailable_with_a_reason(tool_server: ToolServerProcess) -> None:
-    gw = ToolGateway.over_http(tool_server.url, "not-the-token")
+    gw = over_http(tool_server.url, "not-the-token")
     try:
         with pytest.raises(ToolServerUnavailable, match=r"refused the operator's token \(HTTP 401\)"):
             await openai_tools(gw, ["kubernetes"])
@@ -124,7 +125,7 @@ async def test_wrong_token_is_unavailable_with_a_reason(tool_server: ToolServerP
 
 
 async def test_server_going_away_and_coming_back(tool_server: ToolServerProcess, namespace: str) -> None:
-    gw = ToolGateway.over_http(tool_server.url, TOKEN)
+    gw = over_http(tool_server.url, TOKEN)
     args = {"kind": "pods", "namespace": namespace}
     admin = Identity("admin-user", ("system:masters",))
     try:

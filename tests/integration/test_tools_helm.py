@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from bosun_tools.client.helm import run_helm
+from bosun_tools.errors import ToolError as OwnToolError
 from bosun_tools.sealing import TaskRef
 from bosun_tools.server import build_server
 from bosun_tools.settings import HelmSettings, ToolSettings
@@ -245,7 +246,7 @@ async def test_timeout_kills_helm(cluster: ClusterAccess, kubectl: Kubectl, name
         "--timeout",
         "5m",
     ]
-    with pytest.raises(ToolError, match=r"helm install did not finish within 3s and was killed"):
+    with pytest.raises(OwnToolError, match=r"helm install did not finish within 3s and was killed"):
         await run_helm(settings, args, identity=None, timeout=3)
     assert helm_processes(release) == []
     pending = kubectl("get", "pods", "-n", namespace, "-o", "jsonpath={.items[*].status.phase}").stdout

@@ -19,6 +19,7 @@ from bosun.core import scope
 from bosun.core.scope import Resource
 from bosun.planner.toolsets import openai_tools
 from bosun.ports.gateway import KubeDiscovery, ToolGateway, ToolServerUnavailable, operator_namespace
+from bosun.ports.mcp_tools import over_http
 from bosun_tools.identity import Identity
 from bosun_tools.settings import ToolSettings
 
@@ -31,7 +32,7 @@ async def gateway() -> AsyncIterator[ToolGateway]:
 
 
 def test_read_only_comes_from_the_operator_registry() -> None:
-    gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused")
+    gw = over_http("http://127.0.0.1:9/mcp", "unused")
     assert gw.is_read_only("k8s_get")
     assert gw.is_read_only("helm_get")
     assert not gw.is_read_only("k8s_scale")
@@ -75,7 +76,7 @@ async def test_scope_is_decided_with_discovery(
     discovery = FakeDiscovery(
         (("deployment", None), DEPLOYMENTS), (("nodes", None), NODES), (("nodes", "v1"), NODES)
     )
-    gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused", discover=discovery)
+    gw = over_http("http://127.0.0.1:9/mcp", "unused", discover=discovery)
     problem = await gw.scope_error(tool, args, ["shop"])
     if refused is None:
         assert problem is None
@@ -87,7 +88,7 @@ async def test_scope_is_decided_with_discovery(
 
 async def test_discovery_is_asked_only_when_the_arguments_do_not_refuse() -> None:
     discovery = FakeDiscovery((("nodes", "v1"), NODES))
-    gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused", discover=discovery)
+    gw = over_http("http://127.0.0.1:9/mcp", "unused", discover=discovery)
     assert await gw.scope_error(
         "k8s_scale", {"kind": "deployment", "name": "w", "namespace": "prod"}, ["shop"]
     )
@@ -99,7 +100,7 @@ async def test_discovery_is_asked_only_when_the_arguments_do_not_refuse() -> Non
 
 async def test_the_operator_namespace_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOSUN_OPERATOR_NAMESPACE", "bosun-system")
-    gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused", discover=FakeDiscovery())
+    gw = over_http("http://127.0.0.1:9/mcp", "unused", discover=FakeDiscovery())
     problem = await gw.scope_error(
         "k8s_get", {"kind": "secrets", "namespace": "bosun-system"}, ["bosun-system"]
     )
@@ -123,7 +124,7 @@ async def test_discovery_that_cannot_be_read_decides_nothing(tmp_path: Path) -> 
     task retries later) instead of refusing or allowing."""
     call = {"kind": "deployment", "name": "w", "namespace": "shop", "replicas": 1}
     no_credentials = KubeDiscovery(kubeconfig=str(tmp_path / "no-such-kubeconfig"))
-    gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused", discover=no_credentials)
+    gw = over_http("http://127.0.0.1:9/mcp", "unused", discover=no_credentials)
     with pytest.raises(ToolServerUnavailable, match="cannot load Kubernetes credentials"):
         await gw.scope_error("k8s_scale", call, ["shop"])
     with socket.socket() as probe:
@@ -145,7 +146,7 @@ async def test_discovery_that_cannot_be_read_decides_nothing(tmp_path: Path) -> 
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps(config))
     unreachable = KubeDiscovery(kubeconfig=str(kubeconfig))
-    gw = ToolGateway.over_http("http://127.0.0.1:9/mcp", "unused", discover=unreachable)
+    gw = over_http("http://127.0.0.1:9/mcp", "unused", discover=unreachable)
     try:
         with pytest.raises(
             ToolServerUnavailable, match="cannot read API discovery to decide whether deployment"
@@ -183,7 +184,7 @@ async def test_unreachable_server_raises_tool_server_unavailable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    gw = ToolGateway.over_http(f"http://127.0.0.1:{port}/mcp", "token")
+    gw = over_http(f"http://127.0.0.1:{port}/mcp", "token")
     with pytest.raises(ToolServerUnavailable, match=f"127.0.0.1:{port}"):
         await openai_tools(gw, ["kubernetes"])
     with pytest.raises(ToolServerUnavailable):

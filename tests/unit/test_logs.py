@@ -53,12 +53,16 @@ def test_kopf_object_lines_keep_their_own_reference(captured: io.StringIO) -> No
     assert json.loads(captured.getvalue())["object"] == ref
 
 
-def test_only_the_operators_loggers_take_the_task_from_the_context(captured: io.StringIO) -> None:
-    """An in-process tool server runs calls in a task whose context is whichever reconcile came first."""
+def test_the_operators_and_the_tools_loggers_take_the_task_from_the_context(captured: io.StringIO) -> None:
+    """The operator calls its tools within the reconcile, so a tool's line is about that task; another
+    library's line (here kopf's) is not."""
     configure("json", captured)
     with logs.about(kind="AgentTask", namespace="shop", name="scale-web"):
         logging.getLogger("bosun_tools.toolsets.kubernetes").info("tool line")
-    assert "object" not in json.loads(captured.getvalue())
+        logging.getLogger("kopf.activities").info("library line")
+    tool, library = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert tool["object"]["name"] == "scale-web"
+    assert "object" not in library
 
 
 def test_the_task_follows_concurrent_reconciles(captured: io.StringIO) -> None:

@@ -18,6 +18,7 @@ from bosun.planner.graph import MAX_REFUSED_TURNS
 from bosun.planner.tool_calls import MAX_CALLS_PER_TURN
 from bosun.planner.toolsets import LOAD_TOOLSET
 from bosun.ports.gateway import ToolGateway, ToolServerUnavailable
+from bosun.ports.mcp_tools import over_http
 from bosun_tools.identity import Identity
 from bosun_tools.settings import ToolSettings
 
@@ -170,7 +171,7 @@ async def test_tool_server_unavailable_propagates(fake_llm: FakeLLM) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    gw = ToolGateway.over_http(f"http://127.0.0.1:{port}/mcp", "token")
+    gw = over_http(f"http://127.0.0.1:{port}/mcp", "token")
     try:
         with pytest.raises(ToolServerUnavailable):
             await propose_plan(ctx(), gw, model(fake_llm))

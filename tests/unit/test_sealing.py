@@ -20,6 +20,7 @@ from bosun.planner import ModelSettings, PlanningContext, propose_plan
 from bosun.planner.toolsets import offered_toolsets, openai_tools
 from bosun.ports.gateway import ToolGateway
 from bosun_tools.client.kube import KubeClient
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.sealing import (
     CLEANUP_TOOL,
@@ -32,7 +33,6 @@ from bosun_tools.sealing import (
 )
 from bosun_tools.secrets import Found, Leaf, Placeholder, leaves, scrub, values_of, with_values
 from bosun_tools.settings import ToolSettings
-from fastmcp.exceptions import ToolError
 from kubernetes import client as k8s_client
 
 from tests.fakes.llm import FakeLLM, call, text, tool_calls

@@ -1,6 +1,7 @@
 """An operator without a model never loads LangGraph or LiteLLM: they would cost every offline
 installation about 1.5 s of start-up and 140 MiB (``make bench`` shows start time and idle RSS). Nor, with
-traces off (no ``OTEL_EXPORTER_OTLP_*ENDPOINT``), OpenTelemetry's SDK and exporter."""
+traces off (no ``OTEL_EXPORTER_OTLP_*ENDPOINT``), OpenTelemetry's SDK and exporter. Nor, with its tools in
+process (no ``BOSUN_TOOLS_URL``), FastMCP and the MCP SDK: about half a second and 30 MiB more."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import textwrap
 
 MODEL_LIBRARIES = ("langgraph", "litellm", "langchain_core")
 TRACING_LIBRARIES = ("opentelemetry.sdk", "opentelemetry.exporter", "opentelemetry.proto")
+MCP_LIBRARIES = ("fastmcp", "mcp", "mcp_types")
 
 
 def test_the_operator_and_the_offline_planner_import_no_model_library() -> None:
@@ -44,3 +46,30 @@ def test_the_operator_and_the_tool_server_with_traces_off_import_no_tracing_sdk(
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"imported at start with traces off: {proc.stdout.strip()}"
+
+
+def test_the_operator_with_tools_in_process_loads_no_mcp_library_even_once_it_has_called_a_tool() -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, sys
+        os.environ["KUBECONFIG"] = "/nonexistent"  # the call goes all the way to loading credentials
+        import bosun.__main__
+        from bosun.handlers import _gateway
+        from bosun.config import OperatorConfig
+        from bosun_tools.identity import Identity
+
+        async def main():
+            gateway = _gateway(OperatorConfig.from_env({{}}))
+            assert await gateway.input_schemas()
+            outcome = await gateway.read("k8s_get", {{"kind": "pods"}}, identity=Identity("a", ()))
+            assert not outcome.ok and "cannot load Kubernetes credentials" in outcome.text, outcome
+            await gateway.aclose()
+
+        asyncio.run(main())
+        loaded = [name for name in {MCP_LIBRARIES!r} if name in sys.modules]
+        print(",".join(loaded))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"loaded by the operator with in-process tools: {proc.stdout.strip()}"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from bosun_tools.client import helm as helm_client
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.settings import HelmSettings
 from bosun_tools.toolsets import helm
-from fastmcp.exceptions import ToolError
 
 SETTINGS = HelmSettings(
     kubeconfig="/etc/kube/config",

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from bosun_tools.client.jenkins import JenkinsClient, JenkinsCredentials, job_url_path
+from bosun_tools.errors import ToolError
 from bosun_tools.settings import JenkinsSettings
 from bosun_tools.toolsets import jenkins
-from fastmcp.exceptions import ToolError
 
 from tests.fakes.jenkins import FakeJenkins, Parameter
 

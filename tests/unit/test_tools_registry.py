@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.errors import ToolError as OwnToolError
 from bosun_tools.identity import Identity
+from bosun_tools.local import LocalTools
 from bosun_tools.output import ToolOutput
 from bosun_tools.registry import (
     INTERNAL,
@@ -26,10 +28,10 @@ from bosun_tools.registry import (
     ToolSpec,
     current,
     describe_kube_error,
-    register,
+    input_schema,
     safety_of,
 )
-from bosun_tools.server import build_server
+from bosun_tools.server import build_server, register
 from bosun_tools.settings import ToolSettings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
@@ -113,6 +115,24 @@ async def test_invalid_arguments_are_validation_errors(
 ) -> None:
     with pytest.raises(ToolError, match="validation error"):
         await client.call_tool(tool, args)
+    # The operator's in-process calls refuse the same arguments before the tool runs (a tool reaching
+    # the cluster here would fail on the closed port instead, with another message).
+    local = LocalTools(ToolSettings(toolsets=("kubernetes",), kubeconfig="/nonexistent"))
+    with pytest.raises(OwnToolError, match=f"^invalid arguments for {tool}: "):
+        await local.call(tool, args, identity=Identity("alice", ()), preview=False)
+
+
+async def test_in_process_calls_are_offered_exactly_the_schemas_the_mcp_server_serves() -> None:
+    """One source for both ways of calling a tool: every tool a model may be offered has, in the
+    operator's process, the schema and description the MCP server lists."""
+    local = LocalTools(ToolSettings())
+    async with Client(build_server(ToolSettings())) as every:
+        listed = {t.name: t for t in await every.list_tools()}
+    offered = local.offered()
+    assert {spec.name for spec in offered} == {n for n in listed if safety_of(n).toolset != INTERNAL}
+    for spec in offered:
+        assert input_schema(spec) == listed[spec.name].input_schema, spec.name
+        assert spec.description == listed[spec.name].description, spec.name
 
 
 async def test_served_schemas_declare_that_undeclared_arguments_are_refused() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from bosun_tools import argo_rollouts
 from bosun_tools.argo_rollouts import PlannedPatch
-from fastmcp.exceptions import ToolError
+from bosun_tools.errors import ToolError
 
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "10s"}}]
 

@@ -8,11 +8,12 @@ import sys
 from typing import Any
 
 import pytest
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.server import build_server, parse_identity
 from bosun_tools.settings import ToolSettings
 from fastmcp import Client
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import ToolError as McpToolError
 
 
 def test_settings_from_environment() -> None:
@@ -79,9 +80,9 @@ def test_identity_meta_must_be_well_formed() -> None:
 async def test_bad_mode_or_identity_in_meta_fail_before_any_kubernetes_call() -> None:
     args: dict[str, Any] = {"kind": "pods", "namespace": "shop"}
     async with Client(build_server(ToolSettings(toolsets=("kubernetes",)))) as client:
-        with pytest.raises(ToolError, match=r'"bosun\.dev/mode" must be "preview" or "execute"'):
+        with pytest.raises(McpToolError, match=r'"bosun\.dev/mode" must be "preview" or "execute"'):
             await client.call_tool("k8s_get", args, meta={"bosun.dev/mode": "dry"})
-        with pytest.raises(ToolError, match=r'"bosun\.dev/identity" must be'):
+        with pytest.raises(McpToolError, match=r'"bosun\.dev/identity" must be'):
             await client.call_tool("k8s_get", args, meta={"bosun.dev/identity": "alice"})
 
 

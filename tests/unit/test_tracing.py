@@ -14,6 +14,7 @@ from bosun.api.models import AgentTaskStatus
 from bosun.planner.llm import complete
 from bosun.planner.types import ModelSettings
 from bosun.ports.gateway import ToolGateway, ToolServerUnavailable
+from bosun.ports.mcp_tools import McpTools
 from bosun_tools.identity import Identity
 from bosun_tools.tracing import activated, span
 from fastmcp import Client, FastMCP
@@ -85,7 +86,7 @@ async def test_a_pass_traces_its_phase_its_model_call_and_its_tool_calls(
     exported: InMemorySpanExporter,
 ) -> None:
     gateway = ToolGateway(
-        Client(tool_server()), "a test server", discover=discover_nothing, operator_namespace=None
+        McpTools(Client(tool_server()), "a test server"), discover=discover_nothing, operator_namespace=None
     )
     with FakeLLM() as fake:
         fake.script(text("done", usage={"prompt_tokens": 11, "completion_tokens": 7}))
@@ -153,8 +154,7 @@ async def test_an_unreachable_tool_server_is_recorded_as_the_exception_it_raised
     exported: InMemorySpanExporter,
 ) -> None:
     gateway = ToolGateway(
-        Client("http://127.0.0.1:9/mcp"),
-        "a server nobody runs",
+        McpTools(Client("http://127.0.0.1:9/mcp"), "a server nobody runs"),
         discover=discover_nothing,
         operator_namespace=None,
     )

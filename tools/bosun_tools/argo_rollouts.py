@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastmcp.exceptions import ToolError
+from bosun_tools.errors import ToolError
 
 ROLLOUTS = "rollouts.argoproj.io"
 REVISION_ANNOTATION = "rollout.argoproj.io/revision"

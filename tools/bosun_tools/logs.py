@@ -7,9 +7,9 @@ the same key and shape kopf gives its own per-object lines, so ``object.name="sc
 about a task, from kopf's handler lines to the operator's reconcile.
 
 The operator's code says which task a line is about by running inside :func:`about` (the reconcile of one
-task), instead of every ``log`` call carrying it. Only the operator's own loggers take it from there: an
-in-process tool server runs tool calls in a task spawned when its session started, whose context belongs to
-whichever task came first.
+task), instead of every ``log`` call carrying it. The operator's loggers and the tools' take it from
+there: the operator calls its tools in process within the reconcile (``bosun_tools.local``), so a tool's
+line is about the task whose call it is. Other libraries' lines (kopf's, an HTTP client's) never take it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 LOG_FORMATS = ("text", "json")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 REF_KEYS = ("apiVersion", "kind", "namespace", "name", "uid")
-CONTEXT_LOGGERS = ("bosun",)
-"""Loggers whose lines take the object from :func:`about` (a prefix: ``bosun`` and ``bosun.*``)."""
+CONTEXT_LOGGERS = ("bosun", "bosun_tools")
+"""Loggers whose lines take the object from :func:`about` (prefixes: ``bosun``, ``bosun.*``, ...)."""
 ROUTED = ("fastmcp", "uvicorn", "uvicorn.error", "uvicorn.access", "mcp")
 """Libraries that install their own handlers; routed to the root handler so every line has one format."""
 

@@ -9,6 +9,7 @@ tool nobody described can never run unapproved.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import importlib
 import importlib.util
@@ -18,21 +19,17 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
-from fastmcp.exceptions import ToolError
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from bosun_tools import metrics
 from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput
 from bosun_tools.sealing import CallSecrets, TaskRef, run_sealed
 from bosun_tools.settings import TOOLSETS, Toolset, ToolSettings
-
-if TYPE_CHECKING:
-    from fastmcp import FastMCP
-    from fastmcp.server.auth import AuthCheck
 
 INTERNAL: Toolset = "internal"
 """Bosun's own housekeeping (deleting a finished task's holding Secrets): always served to the operator,
@@ -94,6 +91,33 @@ class ToolContext:
     task: TaskRef | None = None
     trusted: bool = False
     secrets: CallSecrets = field(default_factory=CallSecrets)
+
+    @classmethod
+    def for_call(
+        cls,
+        spec: ToolSpec,
+        settings: ToolSettings,
+        own: KubeClient,
+        *,
+        identity: Identity | None,
+        preview: bool,
+        task: TaskRef | None,
+        trusted: bool,
+    ) -> ToolContext:
+        """The context of one call of ``spec`` as ``identity`` (None: as the server itself), built from
+        the serving process's own client ``own``, previewing in a preview."""
+        server_kube = own.previewing() if preview else own
+        return cls(
+            kube=server_kube.impersonating(identity),
+            server_kube=server_kube,
+            identity=identity,
+            preview=preview,
+            settings=settings,
+            tool=spec.name,
+            sealing_kube=own.impersonating(identity),
+            task=task,
+            trusted=trusted,
+        )
 
 
 _current: ContextVar[ToolContext] = ContextVar("bosun_tool_context")
@@ -284,7 +308,8 @@ def servable(spec: ToolSpec, make_context: ContextFactory) -> ToolFn:
         )
         started, ok = time.monotonic(), False
         try:
-            output = await asyncio.wait_for(sealed, timeout=spec.timeout)
+            async with asyncio.timeout(spec.timeout):
+                output = await sealed
             ok = True
             return output
         except TimeoutError:
@@ -305,37 +330,70 @@ def servable(spec: ToolSpec, make_context: ContextFactory) -> ToolFn:
     return run
 
 
-def register(
-    mcp: FastMCP,
-    specs: list[ToolSpec],
-    make_context: ContextFactory,
-    mutating_auth: AuthCheck | None = None,
-) -> None:
-    """Serve ``specs`` on ``mcp``; mutating tools additionally carry ``mutating_auth`` so callers without
-    the right are neither shown them nor allowed to call them."""
-    from fastmcp.tools import FunctionTool
-    from mcp_types import ToolAnnotations
+def served(settings: ToolSettings) -> list[ToolSpec]:
+    """The tools served with ``settings``, over MCP or in the operator's process: those of the configured
+    toolsets, and the internal toolset (Bosun's housekeeping) whatever is configured."""
+    load_toolsets()
+    for toolset in settings.toolsets:
+        if toolset not in TOOLSETS:
+            raise ValueError(
+                f"unknown toolset {toolset!r} in settings; known toolsets: {', '.join(TOOLSETS)}"
+            )
+    return [spec for toolset in (*settings.toolsets, INTERNAL) for spec in REGISTRY.specs(toolset)]
 
-    for spec in specs:
-        safety = spec.safety
-        tool = FunctionTool.from_function(
-            servable(spec, make_context),
-            name=spec.name,
-            description=spec.description,
-            tags=tags_of(spec),
-            annotations=ToolAnnotations(
-                read_only_hint=safety.read_only,
-                destructive_hint=safety.destructive,
-                idempotent_hint=safety.idempotent,
-                open_world_hint=safety.toolset == "jenkins",
-            ),
-            meta={"bosun.dev/toolset": safety.toolset},
-            auth=None if safety.read_only else mutating_auth,
-        )
-        # An undeclared argument is a validation error, never silently ignored, and the served schema says
-        # so: a client (or the operator's pre-flight check) can refuse it before anything is proposed.
-        tool.parameters = {**_lean_schema(tool.parameters), "additionalProperties": False}
-        mcp.add_tool(tool)
+
+def input_schema(spec: ToolSpec) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments, the same for every caller: pydantic's schema of the tool's
+    signature (the signature pydantic validates a call against), made lean (``_lean_schema``) and closed.
+    An undeclared argument is a validation error, never silently ignored, and the schema says so: a client
+    (or the operator's pre-flight check) can refuse it before anything is proposed. A copy of its own."""
+    return copy.deepcopy(_input_schema(spec))
+
+
+@functools.cache
+def _input_schema(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "object",
+        **_lean_schema(call_adapter(spec.fn).json_schema()),
+        "additionalProperties": False,
+    }
+
+
+def call_adapter(fn: ToolFn) -> TypeAdapter[Any]:
+    """pydantic's adapter of a call of ``fn``: its JSON schema is that of the arguments, and validating
+    arguments with it calls ``fn`` with them converted (what FastMCP does with a tool function). pydantic
+    accepts a function where a type is expected; its annotations only name types, hence the cast."""
+    return TypeAdapter(cast(Any, fn))
+
+
+class OwnKube:
+    """The serving process's own client, created on first use so tools can be served (and their schemas
+    listed) without cluster credentials. A client passed in is the caller's to close."""
+
+    def __init__(self, settings: ToolSettings, kube: KubeClient | None = None) -> None:
+        self._settings = settings
+        self._kube = kube
+        self._made = False
+
+    def get(self) -> KubeClient:
+        if self._kube is None:
+            try:
+                self._kube = KubeClient.from_kubeconfig(
+                    self._settings.kubeconfig, context=self._settings.context
+                )
+                self._made = True
+            except Exception as exc:  # kubernetes.config raises several unrelated types for bad configs
+                raise ToolError(
+                    f"cannot load Kubernetes credentials ({exc}); set KUBECONFIG or run in a pod "
+                    "with a service account"
+                ) from exc
+        return self._kube
+
+    async def aclose(self) -> None:
+        """Close the client if it was made here."""
+        if self._made and self._kube is not None:
+            await self._kube.aclose()
+            self._kube, self._made = None, False
 
 
 def _lean_schema(schema: Any) -> Any:

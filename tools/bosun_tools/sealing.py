@@ -30,9 +30,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fastmcp.exceptions import ToolError
-
 from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.errors import ToolError
 from bosun_tools.output import ToolOutput
 from bosun_tools.secrets import (
     PLACEHOLDER_PREFIX,

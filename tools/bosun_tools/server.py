@@ -1,6 +1,6 @@
 """Assembles the FastMCP server: toolsets, who may call what, and as whom.
 
-Trust model: an in-process caller (the operator's ``fastmcp.Client(server)``) and an HTTP
+Trust model: an in-process MCP client (``fastmcp.Client(server)``, as tests use it) and an HTTP
 caller presenting the operator token are trusted: they may pass the identity to impersonate and the task a
 call is for in ``_meta``, and may call mutating tools. Every other token runs as the configured external
 identity and sees only read-only tools, unless mutations for external clients are explicitly enabled.
@@ -10,22 +10,37 @@ preview mode gets previewing Kubernetes clients, so whatever a tool sends is a s
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Mapping
 from typing import Any
 
 from fastmcp import FastMCP
-from fastmcp.exceptions import ToolError
-from fastmcp.server.auth import AccessToken, AuthContext, TokenVerifier
+from fastmcp.exceptions import ToolError as McpToolError
+from fastmcp.server.auth import AccessToken, AuthCheck, AuthContext, TokenVerifier
 from fastmcp.server.dependencies import get_access_token, get_context
+from fastmcp.tools import FunctionTool
+from mcp_types import ToolAnnotations
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bosun_tools.client.kube import KubeClient
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
-from bosun_tools.registry import INTERNAL, REGISTRY, ToolContext, ToolSpec, load_toolsets, register
+from bosun_tools.output import ToolOutput
+from bosun_tools.registry import (
+    ContextFactory,
+    OwnKube,
+    ToolContext,
+    ToolFn,
+    ToolSpec,
+    input_schema,
+    servable,
+    served,
+    tags_of,
+)
 from bosun_tools.sealing import TASK_META, TaskRef
-from bosun_tools.settings import TOOLSETS, ToolSettings
+from bosun_tools.settings import ToolSettings
 
 IDENTITY_META = "bosun.dev/identity"
 MODE_META = "bosun.dev/mode"
@@ -71,26 +86,47 @@ def parse_identity(raw: Any) -> Identity | None:
     return Identity(raw["user"], tuple(groups))
 
 
-class _LazyKube:
-    """The server's own client, created on first use so a server can be built (and its schemas listed)
-    without cluster credentials."""
+def register(
+    mcp: FastMCP,
+    specs: list[ToolSpec],
+    make_context: ContextFactory,
+    mutating_auth: AuthCheck | None = None,
+) -> None:
+    """Serve ``specs`` on ``mcp``; mutating tools additionally carry ``mutating_auth`` so callers without
+    the right are neither shown them nor allowed to call them. Every tool is offered with its
+    ``input_schema``, the one the operator's in-process calls are checked against too."""
+    for spec in specs:
+        safety = spec.safety
+        tool = FunctionTool.from_function(
+            _reported(servable(spec, make_context)),
+            name=spec.name,
+            description=spec.description,
+            tags=tags_of(spec),
+            annotations=ToolAnnotations(
+                read_only_hint=safety.read_only,
+                destructive_hint=safety.destructive,
+                idempotent_hint=safety.idempotent,
+                open_world_hint=safety.toolset == "jenkins",
+            ),
+            meta={"bosun.dev/toolset": safety.toolset},
+            auth=None if safety.read_only else mutating_auth,
+        )
+        tool.parameters = input_schema(spec)
+        mcp.add_tool(tool)
 
-    def __init__(self, settings: ToolSettings, kube: KubeClient | None) -> None:
-        self._settings = settings
-        self._kube = kube
 
-    def get(self) -> KubeClient:
-        if self._kube is None:
-            try:
-                self._kube = KubeClient.from_kubeconfig(
-                    self._settings.kubeconfig, context=self._settings.context
-                )
-            except Exception as exc:
-                raise ToolError(
-                    f"cannot load Kubernetes credentials ({exc}); set KUBECONFIG or run in a pod "
-                    "with a service account"
-                ) from exc
-        return self._kube
+def _reported(run: ToolFn) -> ToolFn:
+    """A tool's own refusals become FastMCP's ``ToolError``, the one error whose words a server that masks
+    error details (this one) passes on to the caller."""
+
+    @functools.wraps(run)
+    async def reported(**kwargs: Any) -> ToolOutput:
+        try:
+            return await run(**kwargs)
+        except ToolError as exc:
+            raise McpToolError(str(exc)) from None
+
+    return reported
 
 
 def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | None = None) -> FastMCP:
@@ -98,7 +134,7 @@ def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | Non
     settings = settings or ToolSettings()
     auth = BearerTokens(settings) if (settings.operator_token or settings.external_token) else None
     mcp = FastMCP("bosun-tools", auth=auth, mask_error_details=True)
-    own = _LazyKube(settings, kube)
+    own = OwnKube(settings, kube)
 
     def make_context(spec: ToolSpec) -> ToolContext:
         request = get_context().request_context
@@ -112,31 +148,17 @@ def build_server(settings: ToolSettings | None = None, *, kube: KubeClient | Non
         mode = meta.get(MODE_META, "execute")
         if mode not in ("preview", "execute"):
             raise ToolError(f'_meta "{MODE_META}" must be "preview" or "execute"; got {mode!r}')
-        preview = mode == "preview"
-        server_kube = own.get()
-        sealing_kube = server_kube.impersonating(identity)
-        if preview:
-            server_kube = server_kube.previewing()
-        return ToolContext(
-            kube=server_kube.impersonating(identity),
-            server_kube=server_kube,
+        return ToolContext.for_call(
+            spec,
+            settings,
+            own.get(),
             identity=identity,
-            preview=preview,
-            settings=settings,
-            tool=spec.name,
-            sealing_kube=sealing_kube,
+            preview=mode == "preview",
             task=task,
             trusted=trusted,
         )
 
-    load_toolsets()
-    for toolset in settings.toolsets:
-        if toolset not in TOOLSETS:
-            raise ValueError(
-                f"unknown toolset {toolset!r} in settings; known toolsets: {', '.join(TOOLSETS)}"
-            )
-        register(mcp, REGISTRY.specs(toolset), make_context, may_mutate)
-    register(mcp, REGISTRY.specs(INTERNAL), make_context, may_mutate)
+    register(mcp, served(settings), make_context, may_mutate)
 
     @mcp.custom_route("/healthz", methods=["GET"], include_in_schema=False)
     async def healthz(request: Request) -> Response:

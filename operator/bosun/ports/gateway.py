@@ -1,4 +1,4 @@
-"""The operator's side of the tool server: the session, the checks before a call, calls as someone.
+"""The operator's side of the tools: where they run, the checks before a call, calls as someone.
 
 Everything the operator does to the world goes through here, so every call is checked here first: whether a
 tool mutates is decided by the operator's own registry (``bosun_tools.registry.safety_of``; MCP hints are
@@ -18,30 +18,31 @@ call's new secret values in a holding Secret of the task and return the call's a
 (``ToolCallOutcome.sealed_args``, see ``bosun_tools.sealing``); those, never the values, are proposed and
 hashed. Bosun's internal tools (deleting a finished task's holding Secrets, confirming a sealed value by
 digest for verification) are called here but never listed, offered or validated for a model.
+
+The tools run in this process by default (``InProcessTools``: direct calls, no MCP stack loaded), or in a
+separate tool server reached over MCP with the operator token (``bosun.ports.mcp_tools``); every check
+here is the same for both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-import httpx
 import jsonschema
 from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
-from bosun_tools.registry import INTERNAL, defaults_of, safety_of
-from bosun_tools.sealing import TASK_META, TaskRef
+from bosun_tools.local import LocalTools
+from bosun_tools.registry import defaults_of, input_schema, safety_of
+from bosun_tools.sealing import TaskRef
 from bosun_tools.settings import ToolSettings
-from fastmcp import Client
-from mcp.shared.exceptions import MCPError
-from mcp_types import TextContent
 
 from bosun import tracing
 from bosun.core import scope
@@ -65,6 +66,93 @@ class ToolCallOutcome:
     truncated: bool
     sealed_args: dict[str, Any] | None = None
     """A preview's arguments with each secret value replaced by a placeholder (None: it carried none)."""
+
+    @classmethod
+    def failed(cls, message: str) -> ToolCallOutcome:
+        return cls(False, message, None, None, message, False)
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any], texts: list[str] | None = None) -> ToolCallOutcome:
+        """A tool's answer (``bosun_tools.output.ToolOutput`` as JSON), however it travelled; ``texts``: the
+        answer's text blocks, when it came as MCP content."""
+        text = result.get("text")
+        if not isinstance(text, str):
+            text = "\n".join(texts) if texts else json.dumps(result)
+        data, diff, sealed = result.get("data"), result.get("diff"), result.get("sealed_args")
+        return cls(
+            ok=True,
+            text=text,
+            diff=diff if isinstance(diff, str) else None,
+            data=data if isinstance(data, dict) else None,
+            error=None,
+            truncated=bool(result.get("truncated", False)),
+            sealed_args=sealed if isinstance(sealed, dict) else None,
+        )
+
+
+Mode = Literal["read", "preview", "execute"]
+
+
+@dataclass(frozen=True)
+class ListedTool:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class ToolServer(Protocol):
+    """Where the tools run: in this process (``InProcessTools``) or behind MCP
+    (``bosun.ports.mcp_tools``). Tool failures come back as ``ok=False``; ``ToolServerUnavailable`` means
+    the call was not made."""
+
+    async def listed(self) -> list[ListedTool]: ...
+
+    async def call(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        identity: Identity,
+        mode: Mode,
+        task: TaskRef | None,
+        timeout: float,  # noqa: ASYNC109 - the call's deadline, enforced by the server
+    ) -> ToolCallOutcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+class InProcessTools:
+    """The tools called in this process (``bosun_tools.local``), the operator's default."""
+
+    def __init__(self, tools: LocalTools) -> None:
+        self._tools = tools
+
+    async def listed(self) -> list[ListedTool]:
+        return [ListedTool(s.name, s.description, input_schema(s)) for s in self._tools.offered()]
+
+    async def call(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        identity: Identity,
+        mode: Mode,
+        task: TaskRef | None,
+        timeout: float,  # noqa: ASYNC109 - the call's deadline, enforced here
+    ) -> ToolCallOutcome:
+        try:
+            async with asyncio.timeout(timeout):
+                output = await self._tools.call(
+                    tool, args, identity=identity, preview=mode == "preview", task=task
+                )
+        except TimeoutError:
+            return ToolCallOutcome.failed(f"{tool} did not answer within {timeout:g}s")
+        except ToolError as exc:
+            return ToolCallOutcome.failed(str(exc))
+        return ToolCallOutcome.of(output.model_dump(mode="json"))
+
+    async def aclose(self) -> None:
+        await self._tools.aclose()
 
 
 class Discover(Protocol):
@@ -134,38 +222,14 @@ def operator_namespace(
         return None
 
 
-def _identity_meta(identity: Identity, preview: bool, task: TaskRef | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "bosun.dev/identity": {"user": identity.user, "groups": list(identity.groups)},
-        "bosun.dev/mode": "preview" if preview else "execute",
-    }
-    if task is not None:
-        meta[TASK_META] = task.as_meta()
-    return meta
-
-
 class ToolGateway:
-    """Operator-side access to the tool server: the tools it offers, the checks before a call, calls as
+    """Operator-side access to the tools: the tools it offers, the checks before a call, calls as
     someone."""
 
-    def __init__(
-        self,
-        client: Client[Any],
-        where: str,
-        *,
-        discover: Discover,
-        operator_namespace: str | None,
-        url: str | None = None,
-        token: str | None = None,
-    ) -> None:
-        self._client = client
-        self._where = where
+    def __init__(self, server: ToolServer, *, discover: Discover, operator_namespace: str | None) -> None:
+        self._server = server
         self._discover = discover
         self._operator_namespace = operator_namespace
-        self._url = url
-        self._token = token
-        self._session_stack: contextlib.AsyncExitStack | None = None
-        self._lock = asyncio.Lock()
         self._tools: dict[str, dict[str, Any]] | None = None
         self._descriptions: dict[str, str] = {}
 
@@ -173,83 +237,22 @@ class ToolGateway:
     def in_process(
         cls, settings: ToolSettings | None = None, *, discover: Discover | None = None
     ) -> ToolGateway:
-        """Tools served in this process; discovery (unless given) through the tools' own kubeconfig."""
-        from bosun_tools.server import build_server
-
+        """Tools called in this process; discovery (unless given) through the tools' own kubeconfig."""
         settings = settings or ToolSettings()
         return cls(
-            Client(build_server(settings)),
-            "the in-process tool server",
+            InProcessTools(LocalTools(settings)),
             discover=discover or KubeDiscovery(kubeconfig=settings.kubeconfig, context=settings.context),
             operator_namespace=operator_namespace(),
         )
-
-    @classmethod
-    def over_http(cls, url: str, token: str, *, discover: Discover | None = None) -> ToolGateway:
-        """A separate tool server; discovery (unless given) through the operator's own credentials
-        (``$KUBECONFIG``, else its ServiceAccount), which every authenticated user may read discovery with."""
-        return cls(
-            Client(url, auth=token),
-            f"the tool server at {url}",
-            discover=discover or KubeDiscovery(),
-            operator_namespace=operator_namespace(),
-            url=url,
-            token=token,
-        )
-
-    async def _session(self) -> Client[Any]:
-        async with self._lock:
-            if self._session_stack is None:
-                stack = contextlib.AsyncExitStack()
-                try:
-                    await stack.enter_async_context(self._client)
-                except Exception as exc:
-                    raise ToolServerUnavailable(await self._why_unreachable(exc)) from exc
-                self._session_stack = stack
-        return self._client
-
-    async def _why_unreachable(self, exc: Exception) -> str:
-        """MCP reports a refused token as a bare "error response"; one plain request tells which it was."""
-        if self._url is not None:
-            headers = {
-                "Authorization": f"Bearer {self._token}",
-                "Accept": "application/json, text/event-stream",
-            }
-            try:
-                async with httpx.AsyncClient(timeout=5) as http:
-                    status = (await http.post(self._url, headers=headers, json={})).status_code
-            except httpx.HTTPError:
-                status = None
-            if status in (401, 403):
-                return (
-                    f"{self._where} refused the operator's token (HTTP {status}); give the operator the same "
-                    "value as the tool server's BOSUN_TOOLS_OPERATOR_TOKEN"
-                )
-        return f"cannot reach {self._where}: {exc}; check that it is running"
-
-    async def _drop_session(self) -> None:
-        async with self._lock:
-            self._tools = None
-            stack, self._session_stack = self._session_stack, None
-            if stack is not None:
-                # The session is already broken or being shut down; closing it is best effort.
-                with contextlib.suppress(Exception):
-                    await stack.aclose()
 
     async def input_schemas(self) -> dict[str, dict[str, Any]]:
         """Full input schemas by tool name, as served (used to validate arguments before anything runs):
         the tools planning may use, so Bosun's internal tools are left out and a model naming one is told
         it does not exist."""
         if self._tools is None:
-            client = await self._session()
-            try:
-                listed = await client.list_tools()
-            except (RuntimeError, MCPError, OSError) as exc:
-                await self._drop_session()
-                raise ToolServerUnavailable(f"{self._where} did not list its tools: {exc}") from exc
-            offered = [tool for tool in listed if safety_of(tool.name).toolset != INTERNAL]
-            self._tools = {tool.name: dict(tool.input_schema) for tool in offered}
-            self._descriptions = {tool.name: tool.description or "" for tool in offered}
+            listed = await self._server.listed()
+            self._tools = {tool.name: dict(tool.input_schema) for tool in listed}
+            self._descriptions = {tool.name: tool.description for tool in listed}
         return self._tools
 
     async def descriptions(self) -> dict[str, str]:
@@ -317,13 +320,14 @@ class ToolGateway:
         args: dict[str, Any],
         *,
         identity: Identity,
-        timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+        timeout: float = 60,  # noqa: ASYNC109 - handed to the tool server, which enforces it
     ) -> ToolCallOutcome:
         """Run a read-only tool as ``identity``. A tool the registry does not know as read-only is not
         run at all: investigation and verification can never change anything by mistake."""
         if not self.is_read_only(tool):
-            message = f"{tool} is not a read-only tool; it can only be previewed, or executed once approved"
-            return ToolCallOutcome(False, message, None, None, message, False)
+            return ToolCallOutcome.failed(
+                f"{tool} is not a read-only tool; it can only be previewed, or executed once approved"
+            )
         return await self._call(tool, args, identity, "read", None, timeout)
 
     async def preview(
@@ -333,7 +337,7 @@ class ToolGateway:
         *,
         identity: Identity,
         task: TaskRef | None = None,
-        timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+        timeout: float = 60,  # noqa: ASYNC109 - handed to the tool server, which enforces it
     ) -> ToolCallOutcome:
         """Dry-run a mutating tool as ``identity`` for ``task``: the tool server runs it in preview mode,
         where its Kubernetes client adds ``dryRun=All`` to every write and Helm and Jenkins change nothing.
@@ -348,7 +352,7 @@ class ToolGateway:
         *,
         identity: Identity,
         task: TaskRef | None = None,
-        timeout: float = 60,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+        timeout: float = 60,  # noqa: ASYNC109 - handed to the tool server, which enforces it
     ) -> ToolCallOutcome:
         """Run an approved call (or Bosun's own cleanup) for real as ``identity``."""
         return await self._call(tool, args, identity, "execute", task, timeout)
@@ -358,17 +362,19 @@ class ToolGateway:
         tool: str,
         args: dict[str, Any],
         identity: Identity,
-        mode: str,
+        mode: Mode,
         task: TaskRef | None,
-        timeout: float,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
+        timeout: float,  # noqa: ASYNC109 - handed to the tool server, which enforces it
     ) -> ToolCallOutcome:
-        """One MCP call; tool failures come back as ``ok=False``, never as exceptions. Each is counted
+        """One call; tool failures come back as ``ok=False``, never as exceptions. Each is counted
         (``bosun_tool_calls_total``): ``unavailable`` when the tool server was not reached; and traced
         (``bosun.tracing.tool_call``)."""
         started = time.monotonic()
         with tracing.tool_call(tool, mode) as current:
             try:
-                outcome = await self._call_once(tool, args, identity, mode, task, timeout)
+                outcome = await self._server.call(
+                    tool, args, identity=identity, mode=mode, task=task, timeout=timeout
+                )
             except ToolServerUnavailable:
                 record_tool_call(tool, mode, "unavailable", started)
                 tracing.tool_outcome(current, "unavailable")
@@ -378,53 +384,8 @@ class ToolGateway:
             tracing.tool_outcome(current, result)
         return outcome
 
-    async def _call_once(
-        self,
-        tool: str,
-        args: dict[str, Any],
-        identity: Identity,
-        mode: str,
-        task: TaskRef | None,
-        timeout: float,  # noqa: ASYNC109 - handed to the MCP request, which enforces it
-    ) -> ToolCallOutcome:
-        client = await self._session()
-        try:
-            result = await client.call_tool_mcp(
-                tool, args, timeout=timeout, meta=_identity_meta(identity, mode == "preview", task)
-            )
-        except MCPError as exc:
-            if "timed out" in str(exc):
-                message = f"{tool} did not answer within {timeout:g}s"
-                return ToolCallOutcome(False, message, None, None, message, False)
-            await self._drop_session()
-            raise ToolServerUnavailable(f"{self._where} failed while running {tool}: {exc}") from exc
-        except (RuntimeError, OSError) as exc:
-            await self._drop_session()
-            raise ToolServerUnavailable(f"{self._where} failed while running {tool}: {exc}") from exc
-        texts = [block.text for block in result.content if isinstance(block, TextContent)]
-        if result.is_error:
-            message = "\n".join(texts) or f"{tool} failed without a message"
-            return ToolCallOutcome(False, message, None, None, message, False)
-        structured = result.structured_content or {}
-        if set(structured) == {"result"} and isinstance(structured["result"], dict):
-            structured = structured["result"]
-        text = structured.get("text")
-        if not isinstance(text, str):
-            text = "\n".join(texts) if texts else json.dumps(structured)
-        data = structured.get("data")
-        diff = structured.get("diff")
-        sealed = structured.get("sealed_args")
-        return ToolCallOutcome(
-            ok=True,
-            text=text,
-            diff=diff if isinstance(diff, str) else None,
-            data=data if isinstance(data, dict) else None,
-            error=None,
-            truncated=bool(structured.get("truncated", False)),
-            sealed_args=sealed if isinstance(sealed, dict) else None,
-        )
-
     async def aclose(self) -> None:
-        await self._drop_session()
+        self._tools = None
+        await self._server.aclose()
         if isinstance(self._discover, KubeDiscovery):
             await self._discover.aclose()

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastmcp.exceptions import ToolError
-
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.settings import HelmSettings
 

@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from fastmcp.exceptions import ToolError
 
 from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.errors import ToolError
 from bosun_tools.settings import JenkinsSettings
 
 REDACTED = "<redacted>"

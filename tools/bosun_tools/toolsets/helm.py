@@ -23,10 +23,10 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from bosun_tools.client.helm import HelmFailed, HelmRun, chart_args, chart_schema, run_helm, values_file
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput, redact, table, to_yaml
 from bosun_tools.registry import Namespace, bosun_tool, current

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastmcp.exceptions import ToolError
 from pydantic import Field
 
+from bosun_tools.errors import ToolError
 from bosun_tools.output import ToolOutput
 from bosun_tools.registry import K8sName, Namespace, ToolContext, bosun_tool, current
 from bosun_tools.sealing import CLEANUP_TOOL, COMPARE_TOOL, compare, delete_holders

@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from bosun_tools.client.jenkins import (
@@ -50,6 +49,7 @@ from bosun_tools.client.jenkins import (
     validate_parameters,
 )
 from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.output import ToolOutput, table
 from bosun_tools.registry import bosun_tool, current

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from bosun_tools.argo_rollouts import (
@@ -42,6 +41,7 @@ from bosun_tools.argo_rollouts import (
     undo_patch,
 )
 from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo
+from bosun_tools.errors import ToolError
 from bosun_tools.output import ToolOutput, age, field_changes, table
 from bosun_tools.registry import Image, K8sName, Namespace, bosun_tool, current
 

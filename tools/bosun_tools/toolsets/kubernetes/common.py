@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from bosun_tools.client.kube import KubeClient, ResourceInfo
+from bosun_tools.errors import ToolError
 from bosun_tools.workloads import dig, pod_spec_path
 
 REVISION = "deployment.kubernetes.io/revision"

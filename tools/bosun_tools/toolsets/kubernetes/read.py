@@ -11,10 +11,10 @@ import asyncio
 import time
 from typing import Annotated, Any, Literal
 
-from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo
+from bosun_tools.errors import ToolError
 from bosun_tools.output import LAST_APPLIED, ToolOutput, age, clean, redact, table, to_yaml
 from bosun_tools.registry import DnsLabel, K8sName, Kind, Namespace, Selector, bosun_tool, current
 from bosun_tools.toolsets.kubernetes.common import (

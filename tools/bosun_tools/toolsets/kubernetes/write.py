@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from bosun_tools.client.exec import exec_in_pod
 from bosun_tools.client.kube import KubeError
+from bosun_tools.errors import ToolError
 from bosun_tools.output import LAST_APPLIED, ToolOutput, field_changes, redact_pair, yaml_diff
 from bosun_tools.registry import DnsLabel, Image, K8sName, Kind, Namespace, bosun_tool, current
 from bosun_tools.toolsets.kubernetes.common import (
