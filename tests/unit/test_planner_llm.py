@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -68,6 +69,25 @@ async def test_known_model_is_priced(fake_llm: FakeLLM) -> None:
     fake_llm.script(text("ok", usage={"prompt_tokens": 1000, "completion_tokens": 1000}))
     reply = await complete(settings(fake_llm, model="openai/gpt-4o-mini"), [{"role": "user", "content": "x"}])
     assert reply.usage.cost_usd > 0
+
+
+async def test_a_model_call_leaves_no_parsed_claude_tokenizer_but_claude_tokens_still_count(
+    fake_llm: FakeLLM,
+) -> None:
+    """``bosun.planner.llm._drop_import_leftovers``: the ~13 MiB parse of LiteLLM's bundled Claude tokenizer
+    that ``litellm.utils`` keeps for nothing is gone once LiteLLM is in use, and the Claude token counter,
+    which reads the serialised copy (``claude_json_str``), still works."""
+    fake_llm.script(text("ok"))
+    await complete(settings(fake_llm), [{"role": "user", "content": "x"}])
+    import litellm
+    import litellm.utils
+
+    assert "json_data" not in vars(litellm.utils)
+    claude = next(
+        m for m in litellm.anthropic_models if litellm.utils.huggingface_tokenizer_kind(m) == "anthropic"
+    )
+    assert litellm.utils.select_tokenizer(claude)["type"] == "huggingface_tokenizer"
+    assert litellm.token_counter(model=claude, text="hello world") > 0
 
 
 async def test_transient_errors_are_retried_with_backoff(fake_llm: FakeLLM) -> None:
@@ -193,3 +213,20 @@ def test_judge_reads_json_or_plain_verdicts(answer: str, satisfied: bool, reason
 def test_judge_does_not_guess_from_unclear_text() -> None:
     assert parse_verdict("Nothing indicates a problem") is None
     assert parse_verdict('{"satisfied": "maybe"}') is None
+
+
+def test_the_model_library_reads_no_env_file_from_the_working_directory(tmp_path: Path) -> None:
+    """LiteLLM's default mode loads ``./.env`` into the environment at import; the operator's never does."""
+    (tmp_path / ".env").write_text("BOSUN_API_KEY=from-a-stray-file\n")
+    script = (
+        "import os\n"
+        "from bosun.planner.llm import _litellm\n"
+        "_litellm()\n"
+        "print(os.environ.get('BOSUN_API_KEY', 'unset'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("BOSUN_API_KEY", "LITELLM_MODE")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "unset"
