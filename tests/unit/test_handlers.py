@@ -5,17 +5,29 @@ every request fails the way it does when the API server is down."""
 
 from __future__ import annotations
 
+import inspect
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 import yaml
-from bosun.api.models import TERMINAL_PHASES
+from bosun.api.models import TERMINAL_PHASES, AgentTaskSpec, AgentTaskStatus, PendingEvent
 from bosun.config import OperatorConfig
-from bosun.handlers import _run, wants_reconcile
+from bosun.handlers import (
+    NoDiffBase,
+    _run,
+    index_grant_names,
+    index_namespace_annotations,
+    index_task_phases,
+    on_grant_event,
+    on_task_event,
+    wants_reconcile,
+)
 from bosun.ports.store import Store
-from bosun.steps.task import Deps
+from bosun.steps.task import Deps, Task
 from bosun_tools.client.kube import KubeClient
 
 
@@ -72,6 +84,72 @@ async def test_a_task_lock_lives_only_while_a_reconcile_holds_or_awaits_it() -> 
             assert not second, "the sweep skips a task another reconcile is working on"
         assert list(deps.locks) == ["uid-1"]
     assert list(deps.locks) == []
+
+
+def test_every_watch_handler_runs_in_the_event_loop_and_kopf_keeps_no_diff_base() -> None:
+    """kopf runs a plain function in a worker thread, a coroutine in the event loop: the handlers called on
+    every watch event are coroutines. Bosun has no change handlers, so kopf's essence of an object (a deep
+    copy per event) is never built."""
+    per_event = (
+        index_namespace_annotations,
+        index_task_phases,
+        index_grant_names,
+        on_task_event,
+        on_grant_event,
+    )
+    assert all(inspect.iscoroutinefunction(fn) for fn in per_event)
+    body = kopf.Body({"metadata": {"name": "t", "annotations": {"a": "b"}}, "spec": {"request": "r"}})
+    storage = NoDiffBase()
+    assert (storage.build(body=body), storage.fetch(body=body)) == ({}, None)
+
+
+class PostingStore:
+    """Records each Event post; the Events whose reason is in ``failing`` cannot be posted."""
+
+    def __init__(self, failing: set[str]) -> None:
+        self.posted: list[str] = []
+        self.failing = failing
+
+    async def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str, **_: Any) -> bool:
+        self.posted.append(reason)
+        return reason not in self.failing
+
+
+async def test_a_pending_event_this_process_posted_is_not_posted_again_until_the_next_write() -> None:
+    """A task awaiting approval keeps its last write's pending Events in status, and the sweep reconciles it
+    again and again: each post of the same entry would be answered 409. What could not be posted is tried
+    again; another process (a restart) posts what the status records, which creates nothing twice."""
+    store = PostingStore(failing={"Refused"})
+
+    def process() -> Deps:
+        return Deps(
+            store=store,  # type: ignore[arg-type]  # posting Events is all this needs
+            gateway=None,  # type: ignore[arg-type]
+            config=OperatorConfig.from_env({}),
+            operator_identity=None,
+            identity_trusted=True,
+        )
+
+    deps = process()
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    pending = [
+        PendingEvent(id=f"{n:016x}", type="Normal", reason=reason, message="m", at=at)
+        for n, reason in enumerate(("ApprovalRequired", "Refused"))
+    ]
+    body = {"metadata": {"name": "t", "namespace": "shop", "uid": "u-1"}}
+
+    def looked_at(deps: Deps) -> Task:
+        status = AgentTaskStatus(phase="AwaitingApproval", pending_events=pending)
+        return Task(body, AgentTaskSpec(request="r"), status, deps)
+
+    for _ in range(3):  # the event that woke it, then two sweeps
+        task = looked_at(deps)
+        await task.post_pending()
+        assert task.status.pending_events == []
+    assert store.posted == ["ApprovalRequired", "Refused", "Refused", "Refused"]
+    store.posted.clear()
+    await looked_at(process()).post_pending()  # a new process: nothing remembered
+    assert store.posted == ["ApprovalRequired", "Refused"]
 
 
 PHASES = (None, "Pending", "Planning", "AwaitingApproval", "Executing", "Verifying", *sorted(TERMINAL_PHASES))

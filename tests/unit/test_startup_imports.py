@@ -51,19 +51,26 @@ def test_the_operator_and_the_tool_server_with_traces_off_import_no_tracing_sdk(
 def test_the_operator_with_tools_in_process_loads_no_mcp_library_even_once_it_has_called_a_tool() -> None:
     script = textwrap.dedent(
         f"""
-        import asyncio, os, sys
-        os.environ["KUBECONFIG"] = "/nonexistent"  # the call goes all the way to loading credentials
+        import asyncio, sys
         import bosun.__main__
         from bosun.handlers import _gateway
         from bosun.config import OperatorConfig
+        from bosun_tools.client.kube import KubeClient
         from bosun_tools.identity import Identity
+        from kubernetes.client import Configuration
 
         async def main():
-            gateway = _gateway(OperatorConfig.from_env({{}}))
+            # The operator's own client, to an address where nothing listens: the call goes all the way
+            # to the API request.
+            kube = KubeClient.from_configuration(Configuration(host="http://127.0.0.1:9"))
+            gateway = _gateway(OperatorConfig.from_env({{}}), kube)
             assert await gateway.input_schemas()
-            outcome = await gateway.read("k8s_get", {{"kind": "pods"}}, identity=Identity("a", ()))
-            assert not outcome.ok and "cannot load Kubernetes credentials" in outcome.text, outcome
+            outcome = await gateway.read(
+                "k8s_get", {{"kind": "pods", "namespace": "shop"}}, identity=Identity("a", ())
+            )
+            assert not outcome.ok and "127.0.0.1:9" in outcome.text, outcome
             await gateway.aclose()
+            await kube.aclose()
 
         asyncio.run(main())
         loaded = [name for name in {MCP_LIBRARIES!r} if name in sys.modules]

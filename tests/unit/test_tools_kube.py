@@ -1,13 +1,20 @@
-"""Pure parts of ``bosun_tools.client.kube``: the exec status channel and discovery matching (the wire parts
-are exercised against the real API server in tests/integration/test_tools_k8s_client.py)."""
+"""Pure parts of ``bosun_tools.client.kube`` (the exec status channel, discovery matching, the proxy the
+environment names) and what its transport makes of answers cut anywhere, of a path below the server's own,
+of no answer at all (a stand-in server on 127.0.0.1); the rest of the wire is exercised against the real API
+server in tests/integration/test_tools_k8s_client.py."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import json
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import parse_qsl
 
 import pytest
 from bosun_tools.client.exec import exec_in_pod, exec_result
-from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo, _as_dry_run, _match
+from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo, _as_dry_run, _env_proxy, _match
 from bosun_tools.identity import Identity
 from kubernetes import client as k8s_client
 
@@ -77,3 +84,134 @@ async def test_a_previewing_client_never_runs_a_command() -> None:
         await exec_in_pod(preview, "shop", "web-0", ["rm", "-rf", "/data"])
     await offline.aclose()
     assert (refused.value.status, refused.value.reason) == (405, "MethodNotAllowed")
+
+
+# ----- the wire, against a stand-in server on 127.0.0.1 -----------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def stand_in(answer: Callable[[bytes], list[bytes]]) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An HTTP server that records each request's head and writes ``answer(head)``'s pieces one by one,
+    then closes the connection (so a body needs no length): what the client makes of pieces cut anywhere.
+    An empty list never answers."""
+    heads: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        pieces = answer(head)
+        if not pieces:
+            await asyncio.sleep(3600)
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", heads
+    finally:
+        server.close()
+
+
+def _client(host: str) -> KubeClient:
+    return KubeClient.from_configuration(k8s_client.Configuration(host=host))
+
+
+async def test_watch_events_cut_across_reads_arrive_whole_and_in_order() -> None:
+    events = [
+        {"type": "ADDED", "object": {"metadata": {"name": f"t{i}", "note": "x" * 300}}} for i in range(3)
+    ]
+    stream = b"".join(json.dumps(e).encode() + b"\n" for e in events[:2]) + json.dumps(events[2]).encode()
+    cuts = [0, 7, 150, 340, 341, 600, len(stream)]
+    pieces = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"]
+    pieces += [stream[a:b] for a, b in itertools.pairwise(cuts)]
+    info = ResourceInfo("bosun.dev", "v1alpha1", "AgentTask", "agenttasks", True, ("watch",))
+    async with stand_in(lambda _: pieces) as (host, _heads):
+        client = _client(host)
+        try:
+            seen = [event async for event in client.watch(info, "shop", resource_version="7")]
+        finally:
+            await client.aclose()
+    assert seen == events  # the last one without a newline too
+
+
+async def test_a_request_goes_below_the_servers_own_path_with_its_query() -> None:
+    """A kubeconfig ``server`` may have a path (an API server behind a proxy): every request goes below
+    it. Names are quoted once, booleans are lower case (as httpx wrote them), None leaves a parameter out,
+    and each impersonated group is a header of its own."""
+    ok = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"]
+    async with stand_in(lambda _: ok) as (host, heads):
+        client = _client(f"{host}/k8s/clusters/c-1/").impersonating(Identity("bob", ("dev", "ops")))
+        try:
+            info = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, ("get",))
+            path = info.path("shop", "a b")
+            params = {"labelSelector": "app in (web, api)", "watch": False, "limit": 5, "continue": None}
+            assert await client.request("GET", path, params=params) == {}
+        finally:
+            await client.aclose()
+    [head] = heads
+    line, *fields = head.decode().split("\r\n")
+    method, target, _ = line.split(" ")
+    path, _, query = target.partition("?")
+    assert (method, path) == ("GET", "/k8s/clusters/c-1/api/v1/namespaces/shop/configmaps/a%20b")
+    assert parse_qsl(query, keep_blank_values=True) == [
+        ("labelSelector", "app in (web, api)"),
+        ("watch", "false"),
+        ("limit", "5"),
+    ]
+    assert [f for f in fields if f.startswith("Impersonate-")] == [
+        "Impersonate-User: bob",
+        "Impersonate-Group: dev",
+        "Impersonate-Group: ops",
+    ]
+    # The audit log names Bosun, and a write naming no field manager is recorded as Bosun's.
+    assert "User-Agent: bosun" in fields
+
+
+async def test_an_api_server_that_does_not_answer_in_time_is_a_timeout() -> None:
+    async with stand_in(lambda _: []) as (host, _heads):
+        client = _client(host)
+        try:
+            with pytest.raises(KubeError) as late:
+                await client.request("GET", "/api/v1/namespaces", timeout=0.2)
+        finally:
+            await client.aclose()
+    assert (late.value.status, late.value.reason) == (504, "Timeout")
+
+
+async def test_an_error_answer_is_read_from_its_status() -> None:
+    body = json.dumps({"kind": "Status", "reason": "Conflict", "message": "the object has been modified"})
+    head = f"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    answer = [head.encode(), body.encode()]
+    async with stand_in(lambda _: answer) as (host, _heads):
+        client = _client(host)
+        try:
+            with pytest.raises(KubeError) as refused:
+                await client.request(
+                    "PATCH", "/apis/bosun.dev/v1alpha1/namespaces/shop/agenttasks/t", json=[]
+                )
+        finally:
+            await client.aclose()
+    assert (refused.value.status, refused.value.reason, refused.value.message) == (
+        409,
+        "Conflict",
+        "the object has been modified",
+    )
+
+
+def test_the_environment_names_the_proxy_unless_no_proxy_covers_the_api_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert _env_proxy("https://10.0.0.1:6443") is None
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "kubernetes.default.svc,127.0.0.1")
+    assert _env_proxy("https://10.0.0.1:6443") == "http://proxy.corp:3128"
+    assert _env_proxy("https://kubernetes.default.svc:443") is None
+    assert _env_proxy("https://127.0.0.1:6443") is None
+    assert _env_proxy("http://10.0.0.1:8080") is None  # HTTPS_PROXY is for https only

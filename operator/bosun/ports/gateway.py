@@ -232,16 +232,25 @@ class ToolGateway:
         self._operator_namespace = operator_namespace
         self._tools: dict[str, dict[str, Any]] | None = None
         self._descriptions: dict[str, str] = {}
+        self._validators: dict[str, jsonschema.Draft202012Validator] = {}
 
     @classmethod
     def in_process(
-        cls, settings: ToolSettings | None = None, *, discover: Discover | None = None
+        cls,
+        settings: ToolSettings | None = None,
+        *,
+        discover: Discover | None = None,
+        kube: KubeClient | None = None,
     ) -> ToolGateway:
-        """Tools called in this process; discovery (unless given) through the tools' own kubeconfig."""
+        """Tools called in this process; discovery (unless given) through the tools' own client. ``kube``
+        (the caller's to close) is that client when the tools act with the caller's own credentials, so
+        both share one connection pool and one discovery cache; without it one is made from ``settings``'
+        kubeconfig on first use."""
         settings = settings or ToolSettings()
         return cls(
-            InProcessTools(LocalTools(settings)),
-            discover=discover or KubeDiscovery(kubeconfig=settings.kubeconfig, context=settings.context),
+            InProcessTools(LocalTools(settings, kube)),
+            discover=discover
+            or KubeDiscovery(kube, kubeconfig=settings.kubeconfig, context=settings.context),
             operator_namespace=operator_namespace(),
         )
 
@@ -301,10 +310,12 @@ class ToolGateway:
             return f"unknown tool {tool!r}; the tool server offers: {known}"
         if not isinstance(args, dict):
             return f"arguments of {tool} must be a JSON object, got {type(args).__name__}"
-        # An argument the tool does not declare would be dropped silently by the server, yet shown in the
-        # proposal a human approves; refuse it instead.
-        strict = {"additionalProperties": False, **schemas[tool]}
-        validator = jsonschema.Draft202012Validator(strict)
+        validator = self._validators.get(tool)
+        if validator is None:
+            # An argument the tool does not declare would be dropped silently by the server, yet shown in
+            # the proposal a human approves; refuse it instead.
+            strict = {"additionalProperties": False, **schemas[tool]}
+            validator = self._validators[tool] = jsonschema.Draft202012Validator(strict)
         problems = sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))
         if not problems:
             return None
@@ -386,6 +397,7 @@ class ToolGateway:
 
     async def aclose(self) -> None:
         self._tools = None
+        self._validators.clear()
         await self._server.aclose()
         if isinstance(self._discover, KubeDiscovery):
             await self._discover.aclose()

@@ -161,8 +161,9 @@ class Store:
         *,
         event_id: str | None = None,
         at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
         """A core/v1 Event about ``obj``; best effort, an audit trail entry must never stop the work.
+        True when the Event exists now (posted, or posted before), False when it could not be posted.
 
         With ``event_id`` the Event's name is derived from it, so posting the same entry again (after a
         crash between the status write that recorded it and its post) creates nothing new."""
@@ -203,6 +204,8 @@ class Store:
         except KubeError as exc:
             if exc.status != 409:
                 log.warning("could not post Event %s about %s: %s", reason, meta["name"], exc)
+                return False
+        return True
 
     async def namespace_annotations(self, name: str) -> dict[str, str]:
         """The Namespace object's annotations (the per-namespace approval policy); {} if it does not exist."""

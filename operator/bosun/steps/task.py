@@ -64,6 +64,27 @@ def _milestone(body: Mapping[str, Any]) -> tuple[Any, Any]:
     return status.get("phase"), (status.get("proposal") or {}).get("hash")
 
 
+class PostedEvents:
+    """The pending Events (``status.pendingEvents``) this process has posted, by task UID and Event id, so
+    that a reconcile of a task whose stored status still records them (a task awaiting approval keeps its
+    last write's entries until its next write, and the sweep looks at it every ``BOSUN_SWEEP_SECONDS``)
+    does not post each again only to be answered 409 AlreadyExists. Only a post that succeeded is
+    remembered, and only the newest ``limit``: one forgotten, or a restart, costs a post answered 409
+    (the Event's name is derived from its id), never a second Event."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._keys: dict[str, None] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def add(self, key: str) -> None:
+        self._keys[key] = None
+        if len(self._keys) > self.limit:
+            del self._keys[next(iter(self._keys))]
+
+
 @dataclass(frozen=True)
 class Watched:
     """kopf's in-memory indexes, filled by the operator's watches before any handler runs.
@@ -94,6 +115,8 @@ class Deps:
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     """One lock per task UID, kept only while a reconcile holds or awaits it: held weakly, so a finished
     or deleted task leaves no lock behind in a long-running operator."""
+    posted: PostedEvents = field(default_factory=PostedEvents)
+    """The pending Events this process posted (``Task.post_pending``)."""
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.config.parallel_tasks)
@@ -250,11 +273,17 @@ class Task:
 
     async def post_pending(self) -> None:
         """Post the Events the stored status records as pending; their derived names make a second post
-        of the same entry (after a crash) a no-op. The next write drops them from the stored status."""
+        of the same entry (after a crash) a no-op. The next write drops them from the stored status; until
+        then a reconcile of this process does not post again those it posted (``PostedEvents``)."""
+        posted = self.deps.posted
         for event in self.status.pending_events:
-            await self.deps.store.post_event(
+            key = f"{self.uid}/{event.id}"
+            if key in posted:
+                continue
+            if await self.deps.store.post_event(
                 self.body, event.type, event.reason, event.message, event_id=event.id, at=event.at
-            )
+            ):
+                posted.add(key)
         self.status = self.status.model_copy(update={"pending_events": []})
 
     def stage(self, to: TaskPhase, reason: str, message: str) -> None:

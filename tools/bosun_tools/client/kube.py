@@ -5,14 +5,18 @@ act with exactly the requester's user *and* groups, or the API server would judg
 requester does not have. ``kubernetes.config`` is reused to turn a kubeconfig (or the in-cluster service
 account) into host, CA, client certificate and credentials, and its refresh hooks keep bearer tokens
 current: :class:`Credentials` is the one place that yields the ``Authorization`` header, for the client,
-all its views and the exec websocket (``bosun_tools.client.exec``) alike. The transport is a shared
-``httpx.AsyncClient`` so impersonating and previewing views reuse one connection pool.
+all its views and the exec websocket (``bosun_tools.client.exec``) alike. The transport is one
+``aiohttp`` connection pool (``_Pool``) shared by the client and all its impersonating and previewing
+views: aiohttp (kopf's own HTTP client, so already loaded by the operator) costs several times less CPU
+per request than httpx, whose pool checked every idle connection's socket on each request, and a request
+is most of what the operator does per task (``make bench``: operator CPU per task).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import copy
 import functools
 import json as jsonlib
@@ -21,10 +25,12 @@ import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, urlencode
+from urllib.request import getproxies, proxy_bypass
 
-import httpx
+import aiohttp
+import yarl
 from kubernetes import client as k8s_client
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
@@ -32,10 +38,20 @@ from kubernetes.config.config_exception import ConfigException
 from bosun_tools.identity import Identity
 from bosun_tools.metrics import record_api_error
 
+if TYPE_CHECKING:
+    import httpx
+
 DEFAULT_TIMEOUT = 30.0
 # client-go re-reads a kubeconfig ``tokenFile`` once a minute: a rotated token is used without a restart.
 TOKEN_FILE_PERIOD = 60.0
 HEADER_REUSE_SECONDS = 1.0
+MAX_MATCHES = 1024
+"""Names ``resolve`` remembers the answer for (a model may name any)."""
+USER_AGENT = "bosun"
+"""What the API server's audit log shows as the client, and the field manager of a write that names none
+(the User-Agent up to its first "/")."""
+MAX_CONNECTIONS = 50
+"""Connections to the API server at once, per client and all its views; more requests wait for one."""
 WATCH_SECONDS = 300
 """How long the API server keeps one watch open (kubectl's own watches get 30-60 min); a watcher then
 watches again from where it was, so a connection that died silently is noticed within this time."""
@@ -279,15 +295,76 @@ class ResourceInfo:
         return base
 
 
+class _Pool:
+    """The API server connections of a client and all its views: one aiohttp session, made on first use
+    in the running event loop (aiohttp binds a session to the loop it was made in; a client used from
+    another loop later gets a session of its own there).
+
+    As httpx did: redirects are not followed, and ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
+    ``NO_PROXY`` decide, once, whether the API server is reached through a proxy. No cookies are kept.
+    Every connection, up to ``MAX_CONNECTIONS`` (more than reconciles run at once, ``BOSUN_PARALLEL_TASKS``),
+    is kept alive when idle, so a burst of tasks does not make a TLS handshake per request; unlike httpx's,
+    this pool does not look at each idle connection's socket on every request."""
+
+    def __init__(self, host: str, ssl_context: ssl.SSLContext | bool) -> None:
+        self.host = host.rstrip("/")
+        self._ssl = ssl_context
+        self.proxy = _env_proxy(self.host)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=self._ssl)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+            self._session, self._loop = session, loop
+        return session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
+            await session.close()
+
+
+def _env_proxy(host: str) -> str | None:
+    """The proxy the environment names for ``host`` (None: connect directly), as httpx and client-go
+    read it: ``HTTPS_PROXY`` or ``HTTP_PROXY`` by scheme, else ``ALL_PROXY``, unless ``NO_PROXY`` covers
+    the host."""
+    url = yarl.URL(host)
+    proxies = getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or proxy_bypass(url.host or ""):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
 @dataclass
 class _Shared:
     """State shared by a client and all its impersonating views (one pool, one discovery cache)."""
 
     credentials: Credentials
     ssl_context: ssl.SSLContext | bool
-    http: httpx.AsyncClient
+    http: _Pool
     resources: list[ResourceInfo] | None = None
     discovery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    matches: dict[tuple[str, str | None], ResourceInfo | None] = field(default_factory=dict)
+    """``resolve``'s answers from the resources ``matched_in`` (discovery read again: asked again)."""
+    matched_in: list[ResourceInfo] | None = None
+
+    def match(self, served: list[ResourceInfo], wanted: str, api_version: str | None) -> ResourceInfo | None:
+        if served is not self.matched_in or len(self.matches) >= MAX_MATCHES:
+            self.matches, self.matched_in = {}, served
+        key = (wanted, api_version)
+        if key not in self.matches:
+            self.matches[key] = _match(served, wanted, api_version)
+        return self.matches[key]
 
 
 def _ssl_context(cfg: Any) -> ssl.SSLContext | bool:
@@ -299,17 +376,33 @@ def _ssl_context(cfg: Any) -> ssl.SSLContext | bool:
     return ctx
 
 
-def _status_error(response: httpx.Response, method: str, path: str) -> KubeError:
-    reason = response.reason_phrase or "Error"
-    message = response.text.strip()[:2000] or f"{method} {path} returned HTTP {response.status_code}"
+def _status_error(status: int, reason: str | None, content: bytes, method: str, path: str) -> KubeError:
+    reason = reason or "Error"
+    message = content.decode("utf-8", errors="replace").strip()[:2000]
+    message = message or f"{method} {path} returned HTTP {status}"
     try:
-        body = response.json()
+        body = jsonlib.loads(content)
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("kind") == "Status":
         reason = str(body.get("reason") or reason)
         message = str(body.get("message") or message)
-    return KubeError(response.status_code, reason.replace(" ", ""), message)
+    return KubeError(status, reason.replace(" ", ""), message)
+
+
+def _text(content: bytes, charset: str | None) -> str:
+    """A body as text, in the charset its Content-Type names (UTF-8 when none, or one Python lacks)."""
+    try:
+        return content.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
+def _query_value(value: Any) -> str:
+    """A query parameter as httpx wrote it: booleans in lower case, everything else as ``str``."""
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
 
 
 class KubeClient:
@@ -327,6 +420,10 @@ class KubeClient:
         self._shared = shared
         self.identity = identity
         self.dry_run = dry_run
+        self._impersonation: list[tuple[str, str]] = []
+        if identity is not None:
+            self._impersonation.append(("Impersonate-User", identity.user))
+            self._impersonation.extend(("Impersonate-Group", g) for g in identity.impersonated_groups)
 
     # ----- construction -------------------------------------------------------------------------------
 
@@ -352,16 +449,7 @@ class KubeClient:
         """Client certificates and the CA are read once, here; tokens are asked of ``credentials`` before
         every request."""
         ctx = _ssl_context(credentials.configuration)
-        http = httpx.AsyncClient(
-            base_url=credentials.host,
-            verify=ctx,
-            timeout=httpx.Timeout(DEFAULT_TIMEOUT),
-            # Kept-alive connections as many as reconciles run at once (BOSUN_PARALLEL_TASKS): fewer made
-            # a new TLS handshake for most requests at full load, more cost a readability check of every
-            # idle connection per request.
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-        )
-        return cls(_Shared(credentials=credentials, ssl_context=ctx, http=http))
+        return cls(_Shared(credentials=credentials, ssl_context=ctx, http=_Pool(credentials.host, ctx)))
 
     def impersonating(self, identity: Identity | None) -> KubeClient:
         """A view acting as ``identity`` (None: the client's own credentials), in this client's mode."""
@@ -398,14 +486,18 @@ class KubeClient:
     # ----- low level ----------------------------------------------------------------------------------
 
     def headers(self, authorization: str | None, accept: str | None = None) -> httpx.Headers:
-        """Accept, Authorization and impersonation headers of a request made as this client."""
+        """Accept, Authorization and impersonation headers of a request made as this client (for another
+        transport: the exec websocket)."""
+        import httpx  # only for that: the client's own requests go through aiohttp
+
+        return httpx.Headers(self._header_items(authorization, accept))
+
+    def _header_items(self, authorization: str | None, accept: str | None) -> list[tuple[str, str]]:
         items: list[tuple[str, str]] = [("Accept", accept)] if accept else []
         if authorization:
             items.append(("Authorization", authorization))
-        if self.identity is not None:
-            items.append(("Impersonate-User", self.identity.user))
-            items.extend(("Impersonate-Group", g) for g in self.identity.impersonated_groups)
-        return httpx.Headers(items)
+        items.extend(self._impersonation)
+        return items
 
     async def request(
         self,
@@ -429,16 +521,41 @@ class KubeClient:
             params, json = _as_dry_run(params, json)
         content = jsonlib.dumps(json).encode() if json is not None else None
         limit = timeout if timeout is not None else DEFAULT_TIMEOUT
-        response = await self._send(
-            method, path, params, content, content_type, accept, httpx.Timeout(limit), stream=False
-        )
-        if response.status_code >= 400:
-            raise _status_error(response, method, path)
+        timeouts = aiohttp.ClientTimeout(total=None, connect=limit, sock_read=limit)
+        response = await self._send(method, path, params, content, content_type, accept, timeouts)
+        try:
+            body = await response.read()
+        except Exception as exc:
+            raise self._transport_error(exc, method, path, limit) from exc
+        finally:
+            response.release()
+        if response.status >= 400:
+            raise _status_error(response.status, response.reason, body, method, path)
         if raw:
-            return response.text
-        if not response.content:
+            return _text(body, response.charset)
+        if not body:
             return {}
-        return response.json()
+        return jsonlib.loads(body)
+
+    def _url(self, path: str, params: Mapping[str, Any] | None) -> yarl.URL:
+        """The URL of ``path`` (already quoted where names may need it) with ``params`` (None values left
+        out) on the API server, below the path of its address if it has one (an API server behind a
+        proxy, such as Rancher's)."""
+        query = urlencode(
+            [(k, _query_value(v)) for k, v in (params or {}).items() if v is not None], quote_via=quote
+        )
+        return yarl.URL(f"{self._shared.http.host}{path}?{query}" if query else self._shared.http.host + path)
+
+    def _transport_error(self, exc: BaseException, method: str, path: str, limit: float) -> KubeError:
+        """A request that got no answer (a timeout, a broken connection, a refused one) as a KubeError."""
+        if isinstance(exc, TimeoutError):
+            record_api_error(method, 504)
+            return KubeError(504, "Timeout", f"{method} {path} got no answer within {limit:g}s")
+        if isinstance(exc, aiohttp.ClientError | OSError | ValueError):
+            record_api_error(method, 503)
+            host = self._shared.credentials.host
+            return KubeError(503, "ServiceUnavailable", f"cannot reach the API server at {host}: {exc}")
+        raise exc
 
     async def _send(
         self,
@@ -448,45 +565,44 @@ class KubeClient:
         content: bytes | None,
         content_type: str | None,
         accept: str,
-        timeouts: httpx.Timeout,
-        *,
-        stream: bool,
-    ) -> httpx.Response:
-        """Send one request as this client; a 401 answer is sent once more with renewed credentials.
-        With ``stream`` the body is left unread for the caller, who must close the response."""
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        timeouts: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Send one request as this client and return its answer with the body unread (the caller reads
+        it and releases the answer); a 401 answer is sent once more with renewed credentials."""
         credentials = self._shared.credentials
-        http = self._shared.http
+        pool = self._shared.http
+        url = self._url(path, params)
+        session = pool.session()
+        limit = timeouts.sock_read or timeouts.connect or DEFAULT_TIMEOUT
 
-        async def send(authorization: str | None) -> httpx.Response:
-            headers = self.headers(authorization, accept)
+        async def send(authorization: str | None) -> aiohttp.ClientResponse:
+            headers = self._header_items(authorization, accept)
             if content is not None:
-                headers["Content-Type"] = content_type or "application/json"
-            request = http.build_request(
-                method, path, params=clean, content=content, headers=headers, timeout=timeouts
-            )
+                headers.append(("Content-Type", content_type or "application/json"))
             try:
-                return await http.send(request, stream=stream)
-            except httpx.TimeoutException as exc:
-                record_api_error(method, 504)
-                raise KubeError(
-                    504, "Timeout", f"{method} {path} got no answer within {timeouts.read or 0:g}s"
-                ) from exc
-            except httpx.TransportError as exc:
-                record_api_error(method, 503)
-                raise KubeError(
-                    503, "ServiceUnavailable", f"cannot reach the API server at {credentials.host}: {exc}"
-                ) from exc
+                return await session.request(
+                    method,
+                    url,
+                    data=content,
+                    headers=headers,
+                    timeout=timeouts,
+                    allow_redirects=False,
+                    proxy=pool.proxy,
+                )
+            except Exception as exc:
+                raise self._transport_error(exc, method, path, limit) from exc
 
         authorization = await credentials.authorization()
         response = await send(authorization)
-        if response.status_code == 401:
+        if response.status == 401:
             renewed = await credentials.renewed(authorization)
             if renewed is not None:
-                await response.aclose()
+                with contextlib.suppress(Exception):
+                    await response.read()  # so that its connection is reused
+                response.release()
                 response = await send(renewed)
-        if response.status_code >= 400:
-            record_api_error(method, response.status_code)
+        if response.status >= 400:
+            record_api_error(method, response.status)
         return response
 
     async def watch(
@@ -513,28 +629,41 @@ class KubeClient:
             "timeoutSeconds": timeout_seconds,
         }
         # No event may come for the whole watch: wait for the server's end of it, with a margin.
-        silence = httpx.Timeout(DEFAULT_TIMEOUT, read=timeout_seconds + DEFAULT_TIMEOUT)
-        response = await self._send("GET", path, params, None, None, "application/json", silence, stream=True)
+        silence = aiohttp.ClientTimeout(
+            total=None, connect=DEFAULT_TIMEOUT, sock_read=timeout_seconds + DEFAULT_TIMEOUT
+        )
+        response = await self._send("GET", path, params, None, None, "application/json", silence)
         try:
-            if response.status_code >= 400:
-                await response.aread()
-                raise _status_error(response, "GET", path)
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                event: dict[str, Any] = jsonlib.loads(line)
-                if event.get("type") == "ERROR":
-                    failure = event.get("object") or {}
-                    raise KubeError(
-                        int(failure.get("code") or 500),
-                        str(failure.get("reason") or "Error"),
-                        str(failure.get("message") or f"the watch of {path} failed"),
-                    )
-                yield event
-        except httpx.TransportError as exc:  # the connection broke or went silent mid-watch
+            if response.status >= 400:
+                raise _status_error(response.status, response.reason, await response.read(), "GET", path)
+            pending = bytearray()
+            async for chunk in response.content.iter_any():
+                start = 0
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    pending += chunk[start:end]
+                    start = end + 1
+                    line, pending = bytes(pending), bytearray()
+                    if line.strip():
+                        yield self._watch_event(line, path)
+                pending += chunk[start:]
+            if bytes(pending).strip():
+                yield self._watch_event(bytes(pending), path)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:  # broken off, or silent too long
             raise KubeError(503, "ServiceUnavailable", f"the watch of {path} broke off: {exc}") from exc
         finally:
-            await response.aclose()
+            response.close()
+
+    @staticmethod
+    def _watch_event(line: bytes, path: str) -> dict[str, Any]:
+        event: dict[str, Any] = jsonlib.loads(line)
+        if event.get("type") == "ERROR":
+            failure = event.get("object") or {}
+            raise KubeError(
+                int(failure.get("code") or 500),
+                str(failure.get("reason") or "Error"),
+                str(failure.get("message") or f"the watch of {path} failed"),
+            )
+        return event
 
     # ----- discovery ----------------------------------------------------------------------------------
 
@@ -600,7 +729,7 @@ class KubeClient:
         re-reads discovery once (two requests), so a CRD installed a moment ago is found."""
         wanted = kind_or_resource.strip()
         for refresh in (False, True):
-            match = _match(await self.resources(refresh=refresh), wanted, api_version)
+            match = self._shared.match(await self.resources(refresh=refresh), wanted, api_version)
             if match is not None:
                 return match
         where = f" in {api_version}" if api_version else ""
