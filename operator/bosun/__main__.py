@@ -26,6 +26,8 @@ import sys
 
 import kopf
 from bosun_tools import logs
+from bosun_tools.local import prepare
+from bosun_tools.settings import ToolSettings
 from bosun_tools.tracing import exporting
 
 # kopf's Insights (private, pinned kopf version): the only place kopf says which watches it started.
@@ -69,14 +71,22 @@ async def checked(config: OperatorConfig, health: Health) -> Started:
         return started
 
 
+def _prepare_tools() -> None:
+    prepare(ToolSettings.from_env())
+
+
 async def run(config: OperatorConfig) -> None:
     health = Health()
     probes = await health.serve(config.health_port) if config.health_port else None
     started: Started | None = None
     elector: LeaderElector | None = None
     keeper: asyncio.Task[None] | None = None
+    # The tools called in process are made ready in a thread while the checks wait for the API server.
+    preparing = None if config.tools_url else asyncio.create_task(asyncio.to_thread(_prepare_tools))
     try:
         started = await checked(config, health)
+        if preparing is not None:
+            await preparing
         if config.leader_election is not None:
             elector = LeaderElector(started.kube, config.leader_election, on_lost=leadership_lost)
             health.role, health.holder = "standby", lambda: elector.holder if elector else ""

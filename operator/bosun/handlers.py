@@ -27,7 +27,7 @@ import copy
 import gc
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 from bosun_tools import logs
@@ -42,12 +42,14 @@ from bosun.core.words import is_true
 from bosun.health import Health, Started
 from bosun.metrics import active as active_metrics
 from bosun.metrics import record_reconcile_error
-from bosun.notify.sender import Notifier
 from bosun.ports.gateway import ToolGateway
 from bosun.ports.store import TaskConflict
 from bosun.reconcile import CANCEL_ANNOTATION, reconcile_task
 from bosun.steps.approve import task_of_grant
 from bosun.steps.task import Deps, Watched
+
+if TYPE_CHECKING:
+    from bosun.notify.sender import Notifier
 
 log = logging.getLogger("bosun")
 
@@ -101,6 +103,16 @@ def collect_garbage_less() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _notifier(config: OperatorConfig) -> Notifier | None:
+    """The notification sinks' sender, when any sink is configured; its HTTP client is imported only then
+    (httpx costs every start about 50 ms)."""
+    if not config.notify.sinks:
+        return None
+    from bosun.notify.sender import Notifier
+
+    return Notifier.start(config.notify, annotation_approvals=config.approval.annotation_approvals)
+
+
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
     """Wire the reconcile's dependencies from what ``bosun.__main__`` checked before kopf started (the
     credentials work, the CRDs are served, the RBAC holds, the identity policies are installed). kopf
@@ -110,11 +122,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: A
     settings.persistence.diffbase_storage = NoDiffBase()
     started: Started = memo["started"]
     config: OperatorConfig = memo["config"]
-    notifier = (
-        Notifier.start(config.notify, annotation_approvals=config.approval.annotation_approvals)
-        if config.notify.sinks
-        else None
-    )
+    notifier = _notifier(config)
     memo["notifier"] = notifier
     metrics = active_metrics()
     if metrics is not None:
