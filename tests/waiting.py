@@ -37,12 +37,21 @@ def crds_established(
     kubectl: Callable[..., subprocess.CompletedProcess[str]], *names: str, timeout: float = 60.0
 ) -> None:
     """Wait until each CRD is served. (``kubectl wait --for=condition=Established`` fails at once, rather
-    than waiting, when it catches a just-created CRD before the API server has written any condition.)"""
+    than waiting, when it catches a just-created CRD before the API server has written any condition.)
+    Established is not yet enough: the API server may still answer 503 "Resource kind ... not found. There
+    can be a delay ..." for a few seconds on a busy machine, until it serves the kind itself, so the kind
+    must also be listed."""
     established = '{.status.conditions[?(@.type=="Established")].status}'
 
     def served(name: str) -> bool:
         got = kubectl("get", "crd", name, "-o", f"jsonpath={established}", check=False)
         return got.returncode == 0 and got.stdout.strip() == "True"
 
+    def listed(name: str) -> bool:
+        return kubectl("get", name, "--all-namespaces", "-o", "name", check=False).returncode == 0
+
     for name in names:
         eventually(f"CRD {name} to be Established", functools.partial(served, name), timeout)
+        eventually(
+            f"the API server to serve the kind of CRD {name}", functools.partial(listed, name), timeout
+        )

@@ -73,7 +73,7 @@ async def exec_in_pod(
         out, err, status = bytearray(), bytearray(), b""
         async with connect(
             url,
-            additional_headers=list(kube.headers(authorization).multi_items()),
+            additional_headers=kube.headers(authorization),
             subprotocols=[Subprotocol("v5.channel.k8s.io"), Subprotocol("v4.channel.k8s.io")],
             ssl=ssl_arg,
             max_size=2**22,

@@ -25,7 +25,7 @@ import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 from urllib.request import getproxies, proxy_bypass
 
@@ -37,9 +37,6 @@ from kubernetes.config.config_exception import ConfigException
 
 from bosun_tools.identity import Identity
 from bosun_tools.metrics import record_api_error
-
-if TYPE_CHECKING:
-    import httpx
 
 DEFAULT_TIMEOUT = 30.0
 # client-go re-reads a kubeconfig ``tokenFile`` once a minute: a rotated token is used without a restart.
@@ -485,14 +482,9 @@ class KubeClient:
 
     # ----- low level ----------------------------------------------------------------------------------
 
-    def headers(self, authorization: str | None, accept: str | None = None) -> httpx.Headers:
-        """Accept, Authorization and impersonation headers of a request made as this client (for another
-        transport: the exec websocket)."""
-        import httpx  # only for that: the client's own requests go through aiohttp
-
-        return httpx.Headers(self._header_items(authorization, accept))
-
-    def _header_items(self, authorization: str | None, accept: str | None) -> list[tuple[str, str]]:
+    def headers(self, authorization: str | None, accept: str | None = None) -> list[tuple[str, str]]:
+        """Accept, Authorization and impersonation headers of a request made as this client, in order
+        (impersonated groups are one header each), for this client's requests and the exec websocket."""
         items: list[tuple[str, str]] = [("Accept", accept)] if accept else []
         if authorization:
             items.append(("Authorization", authorization))
@@ -576,7 +568,7 @@ class KubeClient:
         limit = timeouts.sock_read or timeouts.connect or DEFAULT_TIMEOUT
 
         async def send(authorization: str | None) -> aiohttp.ClientResponse:
-            headers = self._header_items(authorization, accept)
+            headers = self.headers(authorization, accept)
             if content is not None:
                 headers.append(("Content-Type", content_type or "application/json"))
             try:
