@@ -101,11 +101,12 @@ async def stand_in(answer: Callable[[bytes], list[bytes]]) -> AsyncIterator[tupl
         heads.append(head)
         pieces = answer(head)
         if not pieces:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # never set: no answer until the server is closed
         for piece in pieces:
             writer.write(piece)
             await writer.drain()
-            await asyncio.sleep(0.01)
+            # The client runs in this event loop: yielding to it lets it read this piece before the next.
+            await asyncio.sleep(0)
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
