@@ -394,6 +394,65 @@ def table(floor: list[Run], bosun: list[Run], model: list[Run]) -> list[str]:
     return lines
 
 
+MIB = 1024 * 1024
+Measure = Callable[[list[Run], list[Run], list[Run]], float]
+"""A figure computed from the runs of the floor, of Bosun and of Bosun with the scripted model."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 12's targets: what is compared, and the limit it must not pass."""
+
+    label: str
+    value: Measure
+    limit: float
+    unit: str
+    at_least: bool = False
+
+
+def _ratio_of(attr: str, pooled: float | None = None) -> Measure:
+    figure = _pooled(attr, pooled) if pooled is not None else _median(attr)
+    return lambda floor, bosun, model: figure(bosun) / figure(floor)
+
+
+def _idle_megabytes(with_model: bool) -> Measure:
+    """Issue 12 states memory in MB (10^6 bytes); the process' RSS is read in MiB."""
+    return lambda floor, bosun, model: _median("idle_rss")(model if with_model else bosun) * MIB / 1e6
+
+
+TARGETS = (
+    Target("create → proposal, 1 in flight, spaced, p50", _ratio_of("spaced_proposal", 0.5), 3, "x floor"),
+    Target("create → proposal, 1 in flight, spaced, p99", _ratio_of("spaced_proposal", 0.99), 3, "x floor"),
+    Target("create → answer, 1 in flight, spaced, p50", _ratio_of("spaced_answer", 0.5), 3, "x floor"),
+    Target("create → answer, 1 in flight, spaced, p99", _ratio_of("spaced_answer", 0.99), 3, "x floor"),
+    Target(f"throughput, {BATCH} in flight: proposals", _ratio_of("rate_proposal"), 0.5, "x floor", True),
+    Target(f"throughput, {BATCH} in flight: answers", _ratio_of("rate_answer"), 0.5, "x floor", True),
+    Target("operator CPU per proposal", _ratio_of("op_cpu_proposal"), 2.5, "x floor"),
+    Target("operator CPU per answer", _ratio_of("op_cpu_answer"), 2.5, "x floor"),
+    Target("kube-apiserver CPU per proposal", _ratio_of("api_cpu_proposal"), 2, "x floor"),
+    Target("kube-apiserver CPU per answer", _ratio_of("api_cpu_answer"), 2, "x floor"),
+    Target("start → first object handled, offline", _ratio_of("start_first"), 1.5, "x floor"),
+    Target("idle RSS, offline", _idle_megabytes(with_model=False), 100, "MB"),
+    Target("idle RSS, with the model", _idle_megabytes(with_model=True), 230, "MB"),
+)
+
+
+def targets(floor: list[Run], bosun: list[Run], model: list[Run]) -> list[str]:
+    """Each of issue 12's targets this part measures, met or not (the numbers, not a test: nothing fails)."""
+    lines = ["issue 12's targets (medians and pooled percentiles as in the table):"]
+    for target in TARGETS:
+        if target.label.endswith("with the model") and not model:
+            continue
+        value = target.value(floor, bosun, model)
+        met = value >= target.limit if target.at_least else value <= target.limit
+        bound = ">=" if target.at_least else "<="
+        lines.append(
+            f"  {'met   ' if met else 'MISSED'} {target.label:<44} {value:7.2f} {target.unit}"
+            f" ({bound} {target.limit:g})"
+        )
+    return lines
+
+
 def _p50(samples: list[float]) -> str:
     return f"{1000 * statistics.median(samples):.1f} ms"
 
@@ -478,22 +537,19 @@ async def compare(cluster: localcluster.Cluster, namespace: str, repeats: int, m
         log_dir = cluster.log_dir / namespace
         log_dir.mkdir(parents=True, exist_ok=True)
         results: dict[str, list[Run]] = {"floor": [], "Bosun": [], "Bosun + model": []}
-        for repeat in range(repeats):
-            for flavour in (floor, bosun):
-                started = time.monotonic()
-                log = log_dir / f"{flavour.label.replace(' ', '')}-{repeat}.log"
-                run = await one_run(api, requester, flavour, namespace, log, apiserver)
-                results[flavour.label].append(run)
-                took = time.monotonic() - started
-                print(f"  {flavour.label} run {repeat + 1}/{repeats} done in {took:.0f} s")
-        if model:
-            with FakeLLM(default=text("Nothing more to do.")) as fake:
-                flavour = with_model(bosun, fake)
-                log = log_dir / "Bosun-model.log"
-                results[flavour.label].append(
-                    await one_run(api, requester, flavour, namespace, log, apiserver, full=False)
-                )
-                print(f"  {flavour.label}: {len(fake.requests)} model requests answered")
+        with FakeLLM(default=text("Nothing more to do.")) as fake:
+            scripted = with_model(bosun, fake)
+            for repeat in range(repeats):
+                for flavour in (floor, bosun, scripted) if model else (floor, bosun):
+                    started = time.monotonic()
+                    log = log_dir / f"{flavour.label.replace(' ', '')}-{repeat}.log"
+                    full = flavour is not scripted
+                    run = await one_run(api, requester, flavour, namespace, log, apiserver, full=full)
+                    results[flavour.label].append(run)
+                    took = time.monotonic() - started
+                    print(f"  {flavour.label} run {repeat + 1}/{repeats} done in {took:.0f} s")
+            if model:
+                print(f"  Bosun + model: {len(fake.requests)} model requests answered")
         print()
         print(
             f"Bosun (offline planner, in-process tools) against the floor operator, {repeats} alternating "
@@ -505,6 +561,9 @@ async def compare(cluster: localcluster.Cluster, namespace: str, repeats: int, m
         )
         print()
         for line in table(results["floor"], results["Bosun"], results["Bosun + model"]):
+            print(line)
+        print()
+        for line in targets(results["floor"], results["Bosun"], results["Bosun + model"]):
             print(line)
         print()
         print("per run:")

@@ -6,13 +6,17 @@ lookup and identities are covered in tests/integration/test_tools_jenkins.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from bosun_tools.client.jenkins import JenkinsClient, JenkinsCredentials, job_url_path
 from bosun_tools.errors import ToolError
 from bosun_tools.settings import JenkinsSettings
@@ -168,11 +172,82 @@ async def test_cancelled_and_stuck_queue_items(fake: FakeJenkins) -> None:
 
 async def test_csrf_crumb_is_required_by_the_double(fake: FakeJenkins) -> None:
     """The client passes only because it fetches the crumb; a bare POST is refused like Jenkins does."""
-    async with httpx.AsyncClient(base_url=fake.url, auth=(fake.user, fake.token)) as raw:
-        response = await raw.post("job/lint/build")
-    assert response.status_code == 403
-    assert "No valid crumb" in response.text
+    async with (
+        aiohttp.ClientSession(
+            headers={"Authorization": aiohttp.encode_basic_auth(fake.user, fake.token)}
+        ) as raw,
+        raw.post(f"{fake.url}job/lint/build") as response,
+    ):
+        status, text = response.status, await response.text()
+    assert status == 403
+    assert "No valid crumb" in text
     assert fake.triggered == []
+
+
+@asynccontextmanager
+async def jenkins_like(
+    app: web.Application, settings: JenkinsSettings = SETTINGS
+) -> AsyncIterator[JenkinsClient]:
+    """A client of ``app`` served on 127.0.0.1, for the behaviours of Jenkins the double does not imitate."""
+    async with TestServer(app, host="127.0.0.1") as server:
+        client = JenkinsClient(JenkinsCredentials(str(server.make_url("/")), "bosun", "token"), settings)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+
+async def test_the_crumb_is_fetched_once_and_sent_with_the_session_cookie_it_was_issued_for() -> None:
+    """Jenkins accepts a crumb only with the session cookie of the request that fetched it (the double
+    checks no cookie). Served from an IP address, as Jenkins may be: aiohttp's default cookie jar would
+    drop the cookie."""
+    issued: dict[str, str] = {}
+
+    async def crumb_issuer(request: web.Request) -> web.Response:
+        session = f"node0{len(issued)}"
+        issued[session] = f"crumb-for-{session}"
+        response = web.json_response({"crumb": issued[session], "crumbRequestField": "Jenkins-Crumb"})
+        response.set_cookie("JSESSIONID.5f1a", session, path="/", httponly=True)
+        return response
+
+    async def build(request: web.Request) -> web.Response:
+        session = request.cookies.get("JSESSIONID.5f1a", "")
+        if request.headers.get("Jenkins-Crumb") != issued.get(session):
+            return web.Response(status=403, text="No valid crumb was included in the request")
+        return web.Response(status=201, headers={"Location": f"{request.url.origin()}/queue/item/7/"})
+
+    app = web.Application()
+    app.router.add_get("/crumbIssuer/api/json", crumb_issuer)
+    app.router.add_post("/job/lint/build", build)
+    async with jenkins_like(app) as client:
+        first = await client.post("job/lint/build", "triggering job lint")
+        second = await client.post("job/lint/build", "triggering job lint")
+    assert first.status == second.status == 201
+    assert first.headers["location"].endswith("/queue/item/7/")  # header names match in any case
+    assert list(issued) == ["node00"]
+
+
+async def test_a_console_still_arriving_outlasts_the_timeout_but_a_silent_one_does_not() -> None:
+    """The timeout bounds each wait for Jenkins, not the whole read: a long log that keeps coming is read
+    to its end, and one that stops coming for longer than the timeout is given up."""
+
+    async def progressive_text(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for step in range(6):
+            await response.write(f"step {step}\n".encode())
+            await asyncio.sleep(0.1 if request.match_info["job"] == "live" else 1.0)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/job/{job}/lastBuild/logText/progressiveText", progressive_text)
+    settings = JenkinsSettings("ci", "jenkins", timeout=0.3)
+    async with jenkins_like(app, settings) as client:
+        live = await jenkins.console(client, ["live"], None, 0, 1024)
+        assert live.text == "".join(f"step {step}\n" for step in range(6))
+        with pytest.raises(ToolError, match=r"^Jenkins did not answer within 0.3s for the console of build"):
+            await jenkins.console(client, ["silent"], None, 0, 1024)
 
 
 async def test_console_tail_forward_and_offsets(fake: FakeJenkins, client: JenkinsClient) -> None:
@@ -270,26 +345,124 @@ async def test_timeout_and_unreachable(fake: FakeJenkins) -> None:
             await jenkins.top_level(closed)
     finally:
         await closed.aclose()
-    assert "Jenkins is unreachable (ConnectError)" in str(info.value)
+    assert "Jenkins is unreachable (ClientConnectorError)" in str(info.value)
     assert str(port) not in str(info.value)
 
 
-async def test_requests_to_jenkins_are_not_logged(
-    fake: FakeJenkins, client: JenkinsClient, caplog: pytest.LogCaptureFixture
+async def test_jenkins_is_reached_through_the_proxy_the_environment_names(
+    fake: FakeJenkins, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    caplog.set_level(logging.INFO, logger="httpx")
+    """The proxy variables and no_proxy decide, as they did for httpx. The double stands in for the proxy
+    (it answers a request for an absolute URL by its path), so a Jenkins whose name resolves nowhere is
+    reached through it, and not at all once no_proxy names it."""
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+    monkeypatch.setenv("http_proxy", fake.url)
+    credentials = JenkinsCredentials("http://jenkins.invalid/", fake.user, fake.token)
+    proxied = JenkinsClient(credentials, SETTINGS)
+    try:
+        assert (await jenkins.top_level(proxied)).data["user"] == "bosun"
+    finally:
+        await proxied.aclose()
+    assert fake.requests[-1] == ("GET", "/api/json")
+
+    monkeypatch.setenv("no_proxy", "jenkins.invalid")
+    direct = JenkinsClient(credentials, SETTINGS)
+    try:
+        with pytest.raises(ToolError, match=r"^Jenkins is unreachable \(ClientConnector"):
+            await jenkins.top_level(direct)
+    finally:
+        await direct.aclose()
+
+
+class _Keep(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def every_log_record() -> Iterator[list[logging.LogRecord]]:
+    """Every record any logger makes while a test runs: every logger is opened to DEBUG, and watched
+    where its records end (the root, or the logger itself when it does not propagate)."""
+    records: list[logging.LogRecord] = []
+    handler = _Keep(records)
+    root = logging.getLogger()
+    loggers = [
+        root,
+        *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
+    levels = [(logger, logger.level) for logger in loggers]
+    watched = [logger for logger in loggers if logger is root or not logger.propagate]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    for logger in watched:
+        logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        for logger in watched:
+            logger.removeHandler(handler)
+        for logger, level in levels:
+            logger.setLevel(level)
+
+
+async def test_no_log_record_names_jenkins(
+    fake: FakeJenkins, client: JenkinsClient, every_log_record: list[logging.LogRecord]
+) -> None:
+    """The URL is a Secret value: no logger, at any level, names the Jenkins host, whether Jenkins
+    answers, refuses or cannot be reached."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_host = f"127.0.0.1:{sock.getsockname()[1]}"
+    fake.add_build(["lint"], log="compiling\n")
     await jenkins.top_level(client)
-    host = fake.url.split("//")[1].rstrip("/")
-    assert not [r for r in caplog.records if host in r.getMessage()]
+    await jenkins.console(client, ["lint"], 1, None, 1024)
+    await jenkins.trigger_build(client, SETTINGS, ["lint"], {}, preview=False)
+    with pytest.raises(ToolError, match="not found in Jenkins"):
+        await jenkins.get_job(client, ["team", "nope"])
+    rejected = client_for(fake, token="wrong-token-value")
+    unreachable = JenkinsClient(JenkinsCredentials(f"http://{closed_host}/", "u", "t"), SETTINGS)
+    try:
+        with pytest.raises(ToolError, match=r"HTTP 401"):
+            await jenkins.top_level(rejected)
+        with pytest.raises(ToolError, match=r"Jenkins is unreachable"):
+            await jenkins.top_level(unreachable)
+    finally:
+        await rejected.aclose()
+        await unreachable.aclose()
+    logging.getLogger("aiohttp.client").debug("this capture sees aiohttp's debug lines")
 
-    def passes(url: str) -> bool:
-        record = logging.LogRecord(
-            "httpx", logging.INFO, __file__, 1, "HTTP Request: %s %s", ("GET", httpx.URL(url)), None
-        )
-        return logging.getLogger("httpx").filter(record)
+    lines = [logging.Formatter().format(record) for record in every_log_record]
+    assert "this capture sees aiohttp's debug lines" in lines
+    fake_host = fake.url.split("//")[1].rstrip("/")
+    assert [line for line in lines if fake_host in line or closed_host in line] == []
 
-    assert not passes(f"{fake.url}me/api/json")
-    assert passes("https://kubernetes.default.svc/api")
+
+async def test_job_names_cannot_add_a_path_a_query_or_an_endpoint(
+    fake: FakeJenkins, client: JenkinsClient
+) -> None:
+    """A job name reaches Jenkins as one quoted segment, ``%2F`` and all; the names no Jenkins item can
+    have, which a server would resolve to another path, are refused before anything is sent."""
+    odd = ["team", "release/2.0?tree=jobs#top..x"]
+    fake.add_job(odd)
+    fake.add_build(odd, log="built\n")
+    quoted = "/job/team/job/release%2F2.0%3Ftree%3Djobs%23top..x/"
+    job = await jenkins.get_job(client, odd)
+    assert job.data["job"] == "team/release/2.0?tree=jobs#top..x"
+    log = await jenkins.console(client, odd, 1, 0, 1024)
+    assert log.text == "built\nFinished: SUCCESS\n"
+    assert fake.requests[-2:] == [("GET", f"{quoted}api/json"), ("GET", f"{quoted}1/logText/progressiveText")]
+
+    sent = len(fake.requests)
+    for segments in (["team", ".."], ["..", "api"], ["."], ["team", ""]):
+        with pytest.raises(ToolError, match="is not a Jenkins job name"):
+            await jenkins.get_job(client, segments)
+    assert len(fake.requests) == sent
 
 
 def test_job_paths_are_quoted_segments() -> None:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 from bosun_tools.client.exec import exec_in_pod, exec_result
-from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo, _as_dry_run, _env_proxy, _match
+from bosun_tools.client.kube import KubeClient, KubeError, ResourceInfo, _as_dry_run, _match, env_proxy
 from bosun_tools.identity import Identity
 from kubernetes import client as k8s_client
 
@@ -209,10 +209,10 @@ def test_the_environment_names_the_proxy_unless_no_proxy_covers_the_api_server(
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-    assert _env_proxy("https://10.0.0.1:6443") is None
+    assert env_proxy("https://10.0.0.1:6443") is None
     monkeypatch.setenv("HTTPS_PROXY", "proxy.corp:3128")
     monkeypatch.setenv("NO_PROXY", "kubernetes.default.svc,127.0.0.1")
-    assert _env_proxy("https://10.0.0.1:6443") == "http://proxy.corp:3128"
-    assert _env_proxy("https://kubernetes.default.svc:443") is None
-    assert _env_proxy("https://127.0.0.1:6443") is None
-    assert _env_proxy("http://10.0.0.1:8080") is None  # HTTPS_PROXY is for https only
+    assert env_proxy("https://10.0.0.1:6443") == "http://proxy.corp:3128"
+    assert env_proxy("https://kubernetes.default.svc:443") is None
+    assert env_proxy("https://127.0.0.1:6443") is None
+    assert env_proxy("http://10.0.0.1:8080") is None  # HTTPS_PROXY is for https only

@@ -197,6 +197,10 @@ async def _complete(
                 timeout=settings.timeout,
                 num_retries=0,
                 max_retries=0,
+                # The tools are plain functions, never LiteLLM's MCP-gateway tools; without this, LiteLLM
+                # imports its MCP gateway (the MCP SDK, Starlette, uvicorn: about 19 MiB) on the first call
+                # with tools, only to find no MCP tool among them.
+                _skip_mcp_handler=True,
             )
         except Exception as exc:  # every LiteLLM failure is classified below
             if attempt < attempts and _is_transient(litellm, exc):

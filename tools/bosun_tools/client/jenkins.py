@@ -3,44 +3,31 @@ Secret, and Jenkins' build parameters: the definitions a job reports, the form a
 and the values a build was given, secret ones shown as ``<redacted>``.
 
 The URL, user and token come only from the Secret the tool server's settings name, read with the server's
-own identity, and never appear in anything the client returns, raises or logs (``JenkinsClient.scrub``,
-the httpx log filter below). Job paths are URL-quoted segment by segment, so a name can never add a path,
-a query or another endpoint.
+own identity, and never appear in anything the client returns, raises or logs (``JenkinsClient.scrub``;
+its HTTP library, aiohttp, logs no request lines). Job paths are URL-quoted segment by segment and sent as
+quoted, so a name can never add a path, a query or another endpoint.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import logging
+import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
+import aiohttp
+import yarl
 
-from bosun_tools.client.kube import KubeClient, KubeError
+from bosun_tools.client.kube import KubeClient, KubeError, env_proxy
 from bosun_tools.errors import ToolError
 from bosun_tools.settings import JenkinsSettings
 
 REDACTED = "<redacted>"
-_JENKINS_ROOTS: set[str] = set()
-
-
-class _HideJenkinsRequests(logging.Filter):
-    """httpx logs every request URL at INFO; the Jenkins URL is a Secret value (it must
-    not reach logs any more than outputs), so those
-    records are dropped while requests to other servers are still logged."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not any(isinstance(a, httpx.URL) and str(a).startswith(tuple(_JENKINS_ROOTS)) for a in args)
-
-
-logging.getLogger("httpx").addFilter(_HideJenkinsRequests())
 
 
 @dataclass(frozen=True)
@@ -197,7 +184,13 @@ async def load_credentials(kube: KubeClient, settings: JenkinsSettings) -> Jenki
 
 
 def job_url_path(job: list[str]) -> str:
-    """``["team", "deploy"]`` -> ``job/team/job/deploy/``; every segment quoted, nothing else added."""
+    """``["team", "deploy"]`` -> ``job/team/job/deploy/``; every segment quoted, nothing else added.
+
+    Quoting leaves dots alone, and a server resolves a ``..`` segment to the parent path, so the segments
+    no Jenkins item can be named (empty, ``.``, ``..``) are refused rather than sent."""
+    for segment in job:
+        if segment in ("", ".", ".."):
+            raise ToolError(f"{segment!r} is not a Jenkins job name; name a job by its folders and name")
     return "".join(f"job/{quote(segment, safe='')}/" for segment in job)
 
 
@@ -210,31 +203,72 @@ def _strip_html(body: str) -> str:
     return " ".join(text.split())[:300]
 
 
-class JenkinsClient:
-    """One authenticated session (crumb and cookies kept together, as Jenkins binds crumbs to sessions)."""
+def _text(body: bytes, charset: str | None) -> str:
+    """A body as text, in the charset its Content-Type names (UTF-8 when none, or one Python lacks)."""
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
 
-    def __init__(
-        self,
-        credentials: JenkinsCredentials,
-        settings: JenkinsSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise ToolError(f"Jenkins sent something other than JSON for {what}") from None
+    if not isinstance(value, dict):
+        raise ToolError(f"Jenkins sent unexpected JSON for {what}")
+    return value
+
+
+@dataclass(frozen=True)
+class JenkinsAnswer:
+    """The status and headers of an answer whose body nobody needs (a POST's): the toolsets see these,
+    never the HTTP library's response. ``headers`` match names case-insensitively, as HTTP does."""
+
+    status: int
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class JenkinsStream:
+    """An answer whose body is read as it arrives (a console log can be longer than anyone wants to
+    hold): its headers, then its body in chunks, only while the ``JenkinsClient.stream`` block is open."""
+
+    headers: Mapping[str, str]
+    chunks: AsyncIterator[bytes]
+
+
+class JenkinsClient:
+    """One authenticated session (crumb and cookies kept together, as Jenkins binds crumbs to sessions).
+
+    Its transport is one aiohttp session, the library of the Kubernetes client and of kopf, so the
+    operator, which loads every toolset at start, need not load a second HTTP client. As httpx did
+    before it: no redirect is followed, the proxy comes from ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``
+    and ``NO_PROXY`` (read as ``bosun_tools.client.kube`` reads them), and every wait for a connection or
+    for the next bytes from Jenkins is bounded by ``settings.timeout``, not the whole exchange, which
+    would cut off a long console log that is still arriving. Cookies are kept even from a Jenkins
+    addressed by its IP address (which aiohttp's jar otherwise refuses): the crumb is valid only with
+    the session cookie it came with.
+    """
+
+    def __init__(self, credentials: JenkinsCredentials, settings: JenkinsSettings) -> None:
         self._credentials = credentials
         self._settings = settings
-        _JENKINS_ROOTS.add(credentials.url)
         self._crumb: tuple[str, str] | None = None
         self._crumb_fetched = False
-        self._http = httpx.AsyncClient(
-            base_url=credentials.url,
-            auth=httpx.BasicAuth(credentials.user, credentials.token),
-            timeout=httpx.Timeout(settings.timeout),
-            follow_redirects=False,
-            transport=transport,
+        self._root = str(yarl.URL(credentials.url))  # quoted, host in IDNA: ready to take as encoded
+        self._proxy = env_proxy(credentials.url)
+        basic = base64.b64encode(f"{credentials.user}:{credentials.token}".encode()).decode()
+        self._http = aiohttp.ClientSession(
+            headers={"Authorization": f"Basic {basic}"},
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            timeout=aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout),
+            trust_env=False,
         )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     def scrub(self, text: str) -> str:
         """Remove the Jenkins URL (a Secret value) from anything Jenkins sent back, e.g. ``url`` fields."""
@@ -247,36 +281,58 @@ class JenkinsClient:
             text = text.replace(self._credentials.token, REDACTED)
         return text
 
+    def _url(self, path: str, params: Mapping[str, Any] | None) -> yarl.URL:
+        """``path`` below the Jenkins root, sent exactly as ``job_url_path`` quoted it: yarl would otherwise
+        unquote and quote it again, and a ``%2F`` in a job name must not become a ``/``."""
+        query = f"?{urlencode(params)}" if params else ""
+        return yarl.URL(f"{self._root}{path}{query}", encoded=True)
+
     @contextmanager
     def _transport_errors(self, what: str) -> Iterator[None]:
-        """httpx's transport failures as messages that say what to check (never the URL itself)."""
+        """Transport failures as messages that say what to check (never the URL itself)."""
         try:
             yield
-        except httpx.TimeoutException:
+        except TimeoutError:
             raise ToolError(
                 f"Jenkins did not answer within {self._settings.timeout:g}s for {what}; "
                 "check that Jenkins is up, then retry"
             ) from None
-        except httpx.TransportError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise ToolError(
                 f"Jenkins is unreachable ({type(exc).__name__}) for {what}; check the url key of Secret "
                 f"{self._settings.secret_ref}"
             ) from None
 
     async def _send(
-        self, method: str, path: str, what: str, *, allow: tuple[int, ...] = (), **kwargs: Any
-    ) -> httpx.Response:
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        allow: tuple[int, ...] = (),
+        params: Mapping[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[JenkinsAnswer, bytes]:
+        """One request, its answer read whole; an error status not in ``allow`` raises."""
         with self._transport_errors(what):
-            response = await self._http.request(method, path, **kwargs)
-        if response.status_code not in allow:
-            self._check(response, what)
-        return response
+            async with self._http.request(
+                method,
+                self._url(path, params),
+                data=dict(form) if form else None,
+                headers=headers,
+                allow_redirects=False,
+                proxy=self._proxy,
+            ) as response:
+                body = await response.read()
+        if response.status not in allow:
+            self._check(response.status, body, response.charset, what)
+        return JenkinsAnswer(response.status, response.headers), body
 
-    def _check(self, response: httpx.Response, what: str) -> None:
-        status = response.status_code
+    def _check(self, status: int, body: bytes, charset: str | None, what: str) -> None:
         if status < 400:
             return
-        detail = self.scrub(_strip_html(response.text))
+        detail = self.scrub(_strip_html(_text(body, charset)))
         if status == 401:
             raise ToolError(
                 f"Jenkins rejected the credentials from Secret {self._settings.secret_ref} (HTTP 401); "
@@ -293,45 +349,42 @@ class JenkinsClient:
 
     async def get_json(self, path: str, what: str, *, tree: str | None = None) -> dict[str, Any]:
         params = {"tree": tree} if tree else None
-        response = await self._send("GET", path + "api/json", what, params=params)
-        try:
-            body = response.json()
-        except ValueError:
-            raise ToolError(f"Jenkins sent something other than JSON for {what}") from None
-        if not isinstance(body, dict):
-            raise ToolError(f"Jenkins sent unexpected JSON for {what}")
-        return body
+        _, body = await self._send("GET", path + "api/json", what, params=params)
+        return _json_object(body, what)
 
     async def _crumb_header(self) -> dict[str, str]:
         """CSRF protection: fetch the crumb once per session; a 404 means the issuer is disabled."""
         if not self._crumb_fetched:
-            response = await self._send("GET", "crumbIssuer/api/json", "the CSRF crumb", allow=(404,))
-            body = response.json() if response.status_code == 200 else {}
-            field, crumb = body.get("crumbRequestField"), body.get("crumb")
+            what = "the CSRF crumb"
+            answer, body = await self._send("GET", "crumbIssuer/api/json", what, allow=(404,))
+            issued = _json_object(body, what) if answer.status == 200 else {}
+            field, crumb = issued.get("crumbRequestField"), issued.get("crumb")
             self._crumb = (str(field), str(crumb)) if field and crumb else None
             self._crumb_fetched = True
         return {self._crumb[0]: self._crumb[1]} if self._crumb else {}
 
-    async def post(self, path: str, what: str, data: Mapping[str, str] | None = None) -> httpx.Response:
+    async def post(self, path: str, what: str, data: Mapping[str, str] | None = None) -> JenkinsAnswer:
+        """A form POST with the session's crumb; the answer's body is not kept (only its headers say
+        anything the tools use, such as a queue item's ``Location``)."""
         headers = await self._crumb_header()
-        return await self._send("POST", path, what, data=dict(data or {}), headers=headers)
+        answer, _ = await self._send("POST", path, what, form=data, headers=headers)
+        return answer
 
     @asynccontextmanager
-    async def stream(self, path: str, what: str, params: Mapping[str, Any]) -> AsyncIterator[httpx.Response]:
+    async def stream(self, path: str, what: str, params: Mapping[str, Any]) -> AsyncIterator[JenkinsStream]:
         with self._transport_errors(what):
-            async with self._http.stream("GET", path, params=dict(params)) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                self._check(response, what)
-                yield response
+            async with self._http.get(
+                self._url(path, params), allow_redirects=False, proxy=self._proxy
+            ) as response:
+                if response.status >= 400:
+                    self._check(response.status, await response.read(), response.charset, what)
+                yield JenkinsStream(response.headers, response.content.iter_any())
 
 
 @asynccontextmanager
-async def jenkins_session(
-    kube: KubeClient, settings: JenkinsSettings, *, transport: httpx.AsyncBaseTransport | None = None
-) -> AsyncIterator[JenkinsClient]:
+async def jenkins_session(kube: KubeClient, settings: JenkinsSettings) -> AsyncIterator[JenkinsClient]:
     credentials = await load_credentials(kube, settings)
-    client = JenkinsClient(credentials, settings, transport=transport)
+    client = JenkinsClient(credentials, settings)
     try:
         yield client
     finally:

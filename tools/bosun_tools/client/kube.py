@@ -306,7 +306,7 @@ class _Pool:
     def __init__(self, host: str, ssl_context: ssl.SSLContext | bool) -> None:
         self.host = host.rstrip("/")
         self._ssl = ssl_context
-        self.proxy = _env_proxy(self.host)
+        self.proxy = env_proxy(self.host)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -330,7 +330,7 @@ class _Pool:
             await session.close()
 
 
-def _env_proxy(host: str) -> str | None:
+def env_proxy(host: str) -> str | None:
     """The proxy the environment names for ``host`` (None: connect directly), as httpx and client-go
     read it: ``HTTPS_PROXY`` or ``HTTP_PROXY`` by scheme, else ``ALL_PROXY``, unless ``NO_PROXY`` covers
     the host."""

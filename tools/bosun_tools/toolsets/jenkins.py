@@ -284,16 +284,16 @@ async def console(
     tail: deque[bytes] = deque()
     seen = window = 0
     overflow = False
-    async with client.stream(path, what, {"start": offset}) as response:
-        size = response.headers.get("X-Text-Size", "")
+    async with client.stream(path, what, {"start": offset}) as console_log:
+        size = console_log.headers.get("X-Text-Size", "")
         total = int(size) if size.isdigit() else None
-        more = response.headers.get("X-More-Data", "").lower() == "true"
+        more = console_log.headers.get("X-More-Data", "").lower() == "true"
         if total is not None and offset > total:
             raise ToolError(
                 f"start={offset} is past the end of the console of build {ref} of job {label} "
                 f"({total} bytes); use a smaller start"
             )
-        async for chunk in response.aiter_bytes():
+        async for chunk in console_log.chunks:
             seen += len(chunk)
             if start is not None:
                 received.extend(chunk)
@@ -393,11 +393,11 @@ async def trigger_build(
         )
         return Result(client.scrub(text), {"job": label, "parameters": safe_params}, secret_parameters=secret)
     endpoint = "buildWithParameters" if specs else "build"
-    response = await client.post(f"{job_url_path(job)}{endpoint}", f"triggering job {label}", form)
-    match = _QUEUE_ITEM.search(urlsplit(response.headers.get("Location", "")).path)
+    answer = await client.post(f"{job_url_path(job)}{endpoint}", f"triggering job {label}", form)
+    match = _QUEUE_ITEM.search(urlsplit(answer.headers.get("Location", "")).path)
     if match is None:
         return Result(
-            f"Triggered job {label} (Jenkins answered HTTP {response.status_code} without a queue item).",
+            f"Triggered job {label} (Jenkins answered HTTP {answer.status} without a queue item).",
             {"job": label, "queue_item": None, "number": None, "parameters": safe_params},
             secret_parameters=secret,
         )
