@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from bosun_tools.client.kube import KubeClient, KubeError
@@ -102,6 +103,25 @@ async def test_verbs_dry_run_and_error_mapping(kube: KubeClient, kubectl: Kubect
         await kube.impersonating(Identity("carol")).list(cm, namespace)
     assert (forbidden.value.status, forbidden.value.reason) == (403, "Forbidden")
     assert 'User "carol" cannot list resource "configmaps"' in forbidden.value.message
+
+
+async def test_a_listing_comes_a_page_at_a_time(kube: KubeClient, namespace: str) -> None:
+    """``limit`` cuts a listing into pages; ``continue_from`` the page before's token gets the next one, of
+    the same snapshot: an object created meanwhile is not in it."""
+    cm = await kube.resolve("configmaps")
+
+    def named(name: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+
+    for name in ("a", "b", "c"):
+        await kube.create(cm, named(name), namespace)
+    first = await kube.list(cm, namespace, limit=2)
+    token = first["metadata"]["continue"]
+    await kube.create(cm, named("d"), namespace)
+    second = await kube.list(cm, namespace, limit=2, continue_from=token)
+    names = [i["metadata"]["name"] for page in (first, second) for i in page["items"]]
+    assert [n for n in names if n != "kube-root-ca.crt"] == ["a", "b", "c"]
+    assert not second["metadata"].get("continue")
 
 
 async def test_a_previewing_client_sends_every_write_as_a_dry_run(kube: KubeClient, namespace: str) -> None:

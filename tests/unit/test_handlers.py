@@ -14,11 +14,13 @@ from typing import Any
 import kopf
 import pytest
 import yaml
+from bosun import handlers
 from bosun.api.models import TERMINAL_PHASES, AgentTaskSpec, AgentTaskStatus, PendingEvent
 from bosun.config import OperatorConfig
 from bosun.handlers import (
     NoDiffBase,
     _run,
+    _sweep_namespace,
     index_grant_names,
     index_namespace_annotations,
     index_task_phases,
@@ -28,7 +30,7 @@ from bosun.handlers import (
 )
 from bosun.ports.store import Store
 from bosun.steps.task import Deps, Task
-from bosun_tools.client.kube import KubeClient
+from bosun_tools.client.kube import KubeClient, KubeError
 
 
 def _closed_port() -> int:
@@ -199,3 +201,104 @@ def test_an_approve_annotation_always_wakes_the_task_and_a_cancel_one_while_it_i
 @pytest.mark.parametrize("phase", PHASES)
 def test_a_deleted_task_wakes_nothing(phase: str | None) -> None:
     assert not wants_reconcile("DELETED", _task(phase, {"approve": "true", "cancel": "true"}))
+
+
+class PagedStore:
+    """Lists ``tasks`` a page at a time as the API server does, the continue token being the index of the
+    page's first task; the token ``expiring`` names is answered 410 once, as after etcd compacted the
+    listing's revision."""
+
+    def __init__(self, tasks: list[dict[str, Any]], expiring: str | None = None) -> None:
+        self.tasks = tasks
+        self.expiring = expiring
+        self.asked: list[str | None] = []
+
+    async def task_page(
+        self, namespace: str | None, size: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        self.asked.append(after)
+        if after is not None and after == self.expiring:
+            self.expiring = None
+            raise KubeError(410, "Expired", "The provided continue parameter is too old")
+        start = int(after or 0)
+        end = start + size
+        return self.tasks[start:end], str(end) if end < len(self.tasks) else None
+
+
+def _listed(name: str, phase: str | None, ttl: int | None = None) -> dict[str, Any]:
+    body = _task(phase, {}, ttl)
+    body["metadata"] = {**body["metadata"], "name": name, "uid": f"uid-{name}"}
+    return body
+
+
+async def _swept(store: PagedStore, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The reconciles one sweep of namespace ``shop`` starts: (task name, the body it starts from)."""
+    started: list[tuple[str, Any]] = []
+
+    async def run(deps: Deps, namespace: str, name: str, uid: str, **kwargs: Any) -> None:
+        assert not kwargs["wait"], "the sweep skips a task another reconcile is working on"
+        started.append((name, kwargs["seen"]))
+
+    monkeypatch.setattr(handlers, "_run", run)
+    monkeypatch.setattr(handlers, "SWEEP_PAGE", 2)
+    deps = Deps(
+        store=store,  # type: ignore[arg-type]  # listing tasks is all the sweep asks of it
+        gateway=None,  # type: ignore[arg-type]
+        config=OperatorConfig.from_env({}),
+        operator_identity=None,
+        identity_trusted=True,
+    )
+    await _sweep_namespace(deps, "shop")
+    return started
+
+
+TASKS = [
+    _listed("new", None),
+    _listed("done", "Succeeded"),
+    _listed("waiting", "AwaitingApproval"),
+    _listed("expiring", "Succeeded", ttl=60),
+    _listed("planning", "Planning"),
+]
+
+
+async def test_the_sweep_reconciles_every_due_task_from_its_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing comes a page at a time (the sweep never holds every task at once); each due task is
+    reconciled from the body its page gave, and a finished one without a TTL is left alone."""
+    store = PagedStore(TASKS)
+    started = await _swept(store, monkeypatch)
+    assert [name for name, _ in started] == ["new", "waiting", "expiring", "planning"]
+    assert all(seen is body for (_, seen), body in zip(started, [TASKS[0], *TASKS[2:]], strict=True))
+    assert store.asked == [None, "2", "4"]
+
+
+async def test_a_listing_that_expires_during_a_sweep_starts_again_and_reconciles_no_task_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pass that takes longer than the continue token lives (a few slow reconciles) lists again from the
+    start: the tasks of the later pages are still looked at in this pass, the earlier ones not again."""
+    store = PagedStore(TASKS, expiring="4")
+    started = await _swept(store, monkeypatch)
+    assert [name for name, _ in started] == ["new", "waiting", "expiring", "planning"]
+    assert store.asked == [None, "2", "4", None, "2", "4"]
+
+
+@pytest.mark.parametrize(
+    "failure", [KubeError(410, "Expired", "too old"), KubeError(503, "ServiceUnavailable", "down"), OSError()]
+)
+async def test_a_sweep_that_cannot_list_reconciles_nothing_and_says_so(
+    failure: Exception, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first page failing (even with 410: there was no token to expire) leaves the namespace to the
+    next pass."""
+
+    class Failing(PagedStore):
+        async def task_page(
+            self, namespace: str | None, size: int, after: str | None
+        ) -> tuple[list[dict[str, Any]], str | None]:
+            self.asked.append(after)
+            raise failure
+
+    store = Failing(TASKS)
+    assert await _swept(store, monkeypatch) == []
+    assert store.asked == [None]
+    assert "sweep could not list agenttasks" in caplog.text

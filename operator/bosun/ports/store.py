@@ -49,10 +49,14 @@ class Store:
                 return None
             raise
 
-    async def list_tasks(self, namespace: str | None) -> list[dict[str, Any]]:
-        listing = await self.kube.list(await self.tasks(), namespace)
+    async def task_page(
+        self, namespace: str | None, size: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``size`` tasks of ``namespace`` (None: every namespace), the first page of a listing or
+        the one ``after`` names, and the token of the next page (None after the last)."""
+        listing = await self.kube.list(await self.tasks(), namespace, limit=size, continue_from=after)
         items: list[dict[str, Any]] = listing.get("items", [])
-        return items
+        return items, (listing.get("metadata") or {}).get("continue") or None
 
     async def write_task_status(
         self, namespace: str, name: str, status: AgentTaskStatus, resource_version: str

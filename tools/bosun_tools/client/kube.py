@@ -746,8 +746,17 @@ class KubeClient:
         label_selector: str | None = None,
         field_selector: str | None = None,
         limit: int | None = None,
+        continue_from: str | None = None,
     ) -> dict[str, Any]:
-        params = {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit}
+        """One listing, or with ``limit`` one page of it; ``continue_from`` is the ``metadata.continue`` of
+        the page before. A token expires once etcd compacted the listing's revision (kube-apiserver compacts
+        every 5 minutes): the API server then answers 410."""
+        params = {
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+            "limit": limit,
+            "continue": continue_from,
+        }
         result: dict[str, Any] = await self.request("GET", info.path(namespace), params=params)
         return result
 
