@@ -13,14 +13,17 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bosun.core import scope
 from bosun.core.scope import Resource
 from bosun.planner.toolsets import openai_tools
+from bosun.ports import gateway as gateway_module
 from bosun.ports.gateway import KubeDiscovery, ToolGateway, ToolServerUnavailable, operator_namespace
 from bosun.ports.mcp_tools import over_http
 from bosun_tools.identity import Identity
+from bosun_tools.registry import ToolSpec, served
 from bosun_tools.settings import ToolSettings
 
 
@@ -178,6 +181,31 @@ async def test_validation_errors_are_actionable(gateway: ToolGateway) -> None:
     not_object = await gateway.validation_error("k8s_scale", ["web"])
     assert not_object is not None
     assert "JSON object" in not_object
+
+
+async def test_in_process_schemas_are_built_when_first_read_and_are_the_served_ones(
+    gateway: ToolGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing the tools, or asking whether one exists, builds no schema; validating a call builds that
+    tool's alone; a schema read is the one the MCP server serves (``registry.input_schema``)."""
+    built: list[str] = []
+    real = gateway_module.input_schema
+
+    def counted(spec: ToolSpec) -> dict[str, Any]:
+        built.append(spec.name)
+        return real(spec)
+
+    monkeypatch.setattr(gateway_module, "input_schema", counted)
+    schemas = await gateway.input_schemas()
+    assert {"k8s_scale", "k8s_get", "helm_rollback"} <= set(schemas)
+    assert built == []
+    ok = {"kind": "deployment", "name": "web", "namespace": "shop", "replicas": 5}
+    assert await gateway.validation_error("k8s_scale", ok) is None
+    assert await gateway.validation_error("k8s_scale", {**ok, "force": True}) is not None
+    assert built == ["k8s_scale"]
+    scale = next(spec for spec in served(ToolSettings()) if spec.name == "k8s_scale")
+    assert dict(schemas["k8s_scale"]) == real(scale)
+    assert built == ["k8s_scale"]
 
 
 async def test_unreachable_server_raises_tool_server_unavailable() -> None:

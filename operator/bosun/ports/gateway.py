@@ -30,7 +30,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -40,7 +40,7 @@ from bosun_tools.client.kube import KubeClient, KubeError
 from bosun_tools.errors import ToolError
 from bosun_tools.identity import Identity
 from bosun_tools.local import LocalTools
-from bosun_tools.registry import defaults_of, input_schema, safety_of
+from bosun_tools.registry import ToolSpec, defaults_of, input_schema, safety_of
 from bosun_tools.sealing import TaskRef
 from bosun_tools.settings import ToolSettings
 
@@ -97,7 +97,33 @@ Mode = Literal["read", "preview", "execute"]
 class ListedTool:
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: Mapping[str, Any]
+
+
+class DeferredSchema(Mapping[str, Any]):
+    """An in-process tool's input schema, built (``registry.input_schema``) the first time it is read.
+
+    Building one costs about a millisecond of CPU (pydantic reads the tool's signature), and a reconcile
+    reads the schemas of the few tools it calls; building all of them at start cost the operator's start
+    about 45 ms, spent while the startup checks waited for the API server and slowing them down."""
+
+    def __init__(self, spec: ToolSpec) -> None:
+        self._spec = spec
+        self._schema: dict[str, Any] | None = None
+
+    def _built(self) -> dict[str, Any]:
+        if self._schema is None:
+            self._schema = input_schema(self._spec)
+        return self._schema
+
+    def __getitem__(self, key: str) -> Any:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
 
 
 class ToolServer(Protocol):
@@ -128,7 +154,7 @@ class InProcessTools:
         self._tools = tools
 
     async def listed(self) -> list[ListedTool]:
-        return [ListedTool(s.name, s.description, input_schema(s)) for s in self._tools.offered()]
+        return [ListedTool(s.name, s.description, DeferredSchema(s)) for s in self._tools.offered()]
 
     async def call(
         self,
@@ -230,7 +256,7 @@ class ToolGateway:
         self._server = server
         self._discover = discover
         self._operator_namespace = operator_namespace
-        self._tools: dict[str, dict[str, Any]] | None = None
+        self._tools: dict[str, Mapping[str, Any]] | None = None
         self._descriptions: dict[str, str] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
 
@@ -254,13 +280,13 @@ class ToolGateway:
             operator_namespace=operator_namespace(),
         )
 
-    async def input_schemas(self) -> dict[str, dict[str, Any]]:
+    async def input_schemas(self) -> dict[str, Mapping[str, Any]]:
         """Full input schemas by tool name, as served (used to validate arguments before anything runs):
         the tools planning may use, so Bosun's internal tools are left out and a model naming one is told
-        it does not exist."""
+        it does not exist. An in-process tool's schema is built when first read (``DeferredSchema``)."""
         if self._tools is None:
             listed = await self._server.listed()
-            self._tools = {tool.name: dict(tool.input_schema) for tool in listed}
+            self._tools = {tool.name: tool.input_schema for tool in listed}
             self._descriptions = {tool.name: tool.description for tool in listed}
         return self._tools
 
