@@ -401,7 +401,7 @@ Measure = Callable[[list[Run], list[Run], list[Run]], float]
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 12's targets: what is compared, and the limit it must not pass."""
+    """One of Bosun's speed and memory targets: what is compared, and the limit it must not pass."""
 
     label: str
     value: Measure
@@ -416,7 +416,7 @@ def _ratio_of(attr: str, pooled: float | None = None) -> Measure:
 
 
 def _idle_megabytes(with_model: bool) -> Measure:
-    """Issue 12 states memory in MB (10^6 bytes); the process' RSS is read in MiB."""
+    """The memory targets are in MB (10^6 bytes); the process' RSS is read in MiB."""
     return lambda floor, bosun, model: _median("idle_rss")(model if with_model else bosun) * MIB / 1e6
 
 
@@ -438,8 +438,8 @@ TARGETS = (
 
 
 def targets(floor: list[Run], bosun: list[Run], model: list[Run]) -> list[str]:
-    """Each of issue 12's targets this part measures, met or not (the numbers, not a test: nothing fails)."""
-    lines = ["issue 12's targets (medians and pooled percentiles as in the table):"]
+    """Each target this part measures, met or not (the numbers, not a test: nothing fails)."""
+    lines = ["targets (medians and pooled percentiles as in the table; memory in MB, 10^6 bytes):"]
     for target in TARGETS:
         if target.label.endswith("with the model") and not model:
             continue
