@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 
 def eventually(what: str, check: Callable[[], bool], timeout: float = 60.0, interval: float = 0.2) -> None:
@@ -55,3 +57,36 @@ def crds_established(
         eventually(
             f"the API server to serve the kind of CRD {name}", functools.partial(listed, name), timeout
         )
+
+
+ADMISSION_PENDING = "There can be a delay between when CustomResourceDefinitions are created"
+"""What kube-apiserver answers (503) while a mutating admission policy cannot yet type its patch."""
+
+
+def admitted(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+    *docs: Mapping[str, Any],
+    namespace: str = "default",
+    timeout: float = 60.0,
+) -> None:
+    """Wait until the API server admits each of ``docs``: a server-side dry run of its creation passes.
+
+    A served kind is not yet an admissible one. The identity policies are MutatingAdmissionPolicies, and
+    kube-apiserver types their patches with the kind's OpenAPI schema, which it publishes a moment after
+    the CRD is served; until then every create of the kind is refused with 503 "Resource kind ... not
+    found. There can be a delay ...". A dry run goes through admission and stores nothing. Any other
+    refusal fails at once with the API server's words (the document itself is wrong)."""
+
+    def passes(doc: Mapping[str, Any]) -> bool:
+        got = kubectl(
+            "create", "-n", namespace, "--dry-run=server", "-o", "name", "-f", "-",
+            input=json.dumps(doc), check=False,
+        )  # fmt: skip
+        if got.returncode == 0:
+            return True
+        if ADMISSION_PENDING in got.stderr:
+            return False
+        raise AssertionError(f"a dry-run create of {doc['kind']} was refused: {got.stderr.strip()}")
+
+    for doc in docs:
+        eventually(f"the API server to admit a {doc['kind']}", functools.partial(passes, doc), timeout)

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import ClusterAccess
 from tests.fakes.llm import FakeLLM, call
-from tests.waiting import crds_established, eventually
+from tests.waiting import admitted, crds_established, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_ROLE = "bosun-e2e-user"
@@ -34,6 +34,7 @@ def bosun_installed(cluster: Any, kubectl: Any) -> None:
     """CRDs and identity policies from ``crds/`` (what `make operator` applies), plus a role to use them."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     crds_established(kubectl, "agenttasks.bosun.dev", "approvalgrants.bosun.dev")
+    admitted(kubectl, *ADMISSION_PROBES)
     apply_user_role(kubectl)
 
 
@@ -239,6 +240,13 @@ def grant_doc(name: str, task: str, plan_hash: str, decision: str = "Approve", *
         "metadata": {"name": name},
         "spec": {"taskRef": {"name": task}, "planHash": plan_hash, "decision": decision, **spec},
     }
+
+
+ADMISSION_PROBES = (
+    task_doc("admission-probe", "list pods"),
+    grant_doc("admission-probe", "admission-probe", "sha256:" + "0" * 64),
+)
+"""One object of each kind, created in dry runs only (``tests.waiting.admitted``) once Bosun is installed."""
 
 
 def deployment(kubectl: Any, namespace: str, name: str = "web", replicas: int = 3) -> None:

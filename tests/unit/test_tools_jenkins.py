@@ -231,22 +231,26 @@ async def test_a_console_still_arriving_outlasts_the_timeout_but_a_silent_one_do
     """The timeout bounds each wait for Jenkins, not the whole read: a long log that keeps coming is read
     to its end, and one that stops coming for longer than the timeout is given up."""
 
+    # The double's pacing is the scenario: a live log sends a line every 50 ms, ten times within the
+    # client's timeout, and a silent one pauses three times as long as the timeout between lines.
+    gap = {"live": 0.05, "silent": 1.5}
+
     async def progressive_text(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         await response.prepare(request)
         for step in range(6):
             await response.write(f"step {step}\n".encode())
-            await asyncio.sleep(0.1 if request.match_info["job"] == "live" else 1.0)
+            await asyncio.sleep(gap[request.match_info["job"]])
         await response.write_eof()
         return response
 
     app = web.Application()
     app.router.add_get("/job/{job}/lastBuild/logText/progressiveText", progressive_text)
-    settings = JenkinsSettings("ci", "jenkins", timeout=0.3)
+    settings = JenkinsSettings("ci", "jenkins", timeout=0.5)
     async with jenkins_like(app, settings) as client:
         live = await jenkins.console(client, ["live"], None, 0, 1024)
         assert live.text == "".join(f"step {step}\n" for step in range(6))
-        with pytest.raises(ToolError, match=r"^Jenkins did not answer within 0.3s for the console of build"):
+        with pytest.raises(ToolError, match=r"^Jenkins did not answer within 0.5s for the console of build"):
             await jenkins.console(client, ["silent"], None, 0, 1024)
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import ClusterAccess, kubectl_for
 from tests.e2e.conftest import (
+    ADMISSION_PROBES,
     ROOT,
     Operator,
     apply,
@@ -40,7 +41,7 @@ from tests.e2e.test_chart_identity import (
     ready,
     token_kubeconfig,
 )
-from tests.waiting import crds_established, eventually
+from tests.waiting import admitted, crds_established, eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -60,6 +61,7 @@ def bosun_installed(cluster: Any, kubectl: Any) -> str:
         "--set", "impersonation.mode=legacy",
     )  # fmt: skip
     crds_established(kubectl, "agenttasks.bosun.dev", "approvalgrants.bosun.dev")
+    admitted(kubectl, *ADMISSION_PROBES)
     apply_user_role(kubectl)
     account = RELEASE.fullname
     token: str = kubectl("-n", RELEASE.namespace, "create", "token", account, "--duration=1h").stdout.strip()
