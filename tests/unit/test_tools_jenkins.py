@@ -227,20 +227,24 @@ async def test_the_crumb_is_fetched_once_and_sent_with_the_session_cookie_it_was
     assert list(issued) == ["node00"]
 
 
+LIVE_LINES = 20
+
+
 async def test_a_console_still_arriving_outlasts_the_timeout_but_a_silent_one_does_not() -> None:
     """The timeout bounds each wait for Jenkins, not the whole read: a long log that keeps coming is read
     to its end, and one that stops coming for longer than the timeout is given up."""
 
-    # The double's pacing is the scenario: a live log sends a line every 50 ms, ten times within the
-    # client's timeout, and a silent one pauses three times as long as the timeout between lines.
-    gap = {"live": 0.05, "silent": 1.5}
-
     async def progressive_text(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         await response.prepare(request)
-        for step in range(6):
+        if request.match_info["job"] == "silent":
+            await response.write(b"step 0\n")
+            await asyncio.Event().wait()  # never set: nothing more until the client gives up
+        for step in range(LIVE_LINES):
             await response.write(f"step {step}\n".encode())
-            await asyncio.sleep(gap[request.match_info["job"]])
+            # The scenario itself, not a wait for anything: a log still being written, each line 50 ms
+            # after the one before (a tenth of the client's timeout), a second in all (twice the timeout).
+            await asyncio.sleep(0.05)
         await response.write_eof()
         return response
 
@@ -249,7 +253,7 @@ async def test_a_console_still_arriving_outlasts_the_timeout_but_a_silent_one_do
     settings = JenkinsSettings("ci", "jenkins", timeout=0.5)
     async with jenkins_like(app, settings) as client:
         live = await jenkins.console(client, ["live"], None, 0, 1024)
-        assert live.text == "".join(f"step {step}\n" for step in range(6))
+        assert live.text == "".join(f"step {step}\n" for step in range(LIVE_LINES))
         with pytest.raises(ToolError, match=r"^Jenkins did not answer within 0.5s for the console of build"):
             await jenkins.console(client, ["silent"], None, 0, 1024)
 
